@@ -1,0 +1,73 @@
+# The front door: the same commands in README, CI and your terminal.
+#   make run    - set everything up and walk through tsunagu's main job on the local stack
+#   make test   - lint, type-check, template checks and the whole pytest suite
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+
+.PHONY: run serve demo test lint typecheck template build openapi openapi-check pytest unit integration e2e bench clean
+
+$(VENV)/.installed: requirements/dev.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements/dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+# SAM CLI pins older boto3/pydantic: it lives in its own virtual environment.
+$(SAM_VENV)/.installed: requirements/sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q --disable-pip-version-check -r requirements/sam.txt
+	@touch $@
+
+run: $(VENV)/.installed
+	$(PY) -m tsunagu_local demo
+
+demo: run
+
+serve: $(VENV)/.installed
+	$(PY) -m tsunagu_local serve
+
+test: lint typecheck template openapi-check pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+template: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(VENV)/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --region ap-northeast-1
+
+build: $(SAM_VENV)/.installed
+	SAM_CLI_TELEMETRY=0 $(SAM) build --region ap-northeast-1
+
+openapi: $(VENV)/.installed
+	$(PY) -m tsunagu_local.openapi > docs/openapi.json
+
+openapi-check: $(VENV)/.installed
+	@$(PY) -m tsunagu_local.openapi | diff -u docs/openapi.json - \
+	  || { echo "docs/openapi.json is stale: run 'make openapi'"; exit 1; }
+
+pytest: $(VENV)/.installed
+	$(PY) -m pytest
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+integration: $(VENV)/.installed
+	$(PY) -m pytest tests/integration
+
+e2e: $(VENV)/.installed
+	$(PY) -m pytest tests/e2e
+
+bench: $(VENV)/.installed
+	$(PY) bench/cold_start.py
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""Accounts API: create (platform operator), read / change settings, store channel credentials."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from tsunagu import wiring
+from tsunagu.domain.accounts import (
+    AccountSettings,
+    AccountSettingsPatch,
+    AccountView,
+    ChannelCredentials,
+    CreatedAccount,
+)
+from tsunagu.http import build_resolver
+from tsunagu.observability import logger, metrics
+
+app = build_resolver()
+AccountId = Annotated[str, Path(max_length=64)]
+
+
+def _auth(account_id: str):  # type: ignore[no-untyped-def]
+    account = wiring.account_service().authenticate(app.current_event.headers.get("authorization"), account_id)
+    logger.append_keys(account_id=account_id)
+    return account
+
+
+@app.post("/accounts", status_code=201)  # type: ignore[untyped-decorator]
+def create_account(settings: Annotated[AccountSettings, Body()]) -> CreatedAccount:
+    svc = wiring.account_service()
+    svc.check_operator(app.current_event.headers.get("authorization"), wiring.operator_key().value())
+    account, api_key = svc.create(settings)
+    metrics.add_metric(name="AccountsCreated", unit="Count", value=1)
+    return CreatedAccount(**AccountView.of(account).model_dump(), api_key=api_key)
+
+
+@app.get("/accounts/<account_id>")  # type: ignore[untyped-decorator]
+def get_account(account_id: AccountId) -> AccountView:
+    return AccountView.of(_auth(account_id))
+
+
+@app.patch("/accounts/<account_id>")  # type: ignore[untyped-decorator]
+def patch_account(account_id: AccountId, patch: Annotated[AccountSettingsPatch, Body()]) -> AccountView:
+    return AccountView.of(wiring.account_service().update(_auth(account_id), patch))
+
+
+@app.put("/accounts/<account_id>/channel")  # type: ignore[untyped-decorator]
+def put_channel(account_id: AccountId, creds: Annotated[ChannelCredentials, Body()]) -> dict[str, Any]:
+    wiring.account_service().put_channel(_auth(account_id), creds.channel_secret, creds.access_token)
+    return {"account_id": account_id, "channel_configured": True}
+
+
+@app.get("/accounts/<account_id>/friends")  # type: ignore[untyped-decorator]
+def list_friends(account_id: AccountId) -> dict[str, Any]:
+    _auth(account_id)
+    q = app.current_event.query_string_parameters or {}
+    return wiring.friend_query().page(account_id, q.get("limit"), q.get("after"))
+
+
+@app.get("/accounts/<account_id>/friends/<user_id>")  # type: ignore[untyped-decorator]
+def get_friend(account_id: AccountId, user_id: Annotated[str, Path(pattern=r"^U[0-9a-f]{32}$")]) -> dict[str, Any]:
+    _auth(account_id)
+    return wiring.friend_query().one(account_id, user_id)
+
+
+@app.get("/openapi.json")  # type: ignore[untyped-decorator]
+def openapi() -> dict[str, Any]:
+    return app.get_openapi_schema(title="tsunagu", version="0.1.0").model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )  # type: ignore[no-any-return]
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

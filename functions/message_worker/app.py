@@ -1,0 +1,40 @@
+"""SQS consumer: message, postback and follow events that earn a free reply (greeting,
+keyword and catch-all auto-responses; R-MSG-2). Idempotent on webhookEventId through the
+Powertools idempotency table, so a redelivered event never replies twice."""
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from tsunagu import wiring
+from tsunagu.config import get_settings
+from tsunagu.observability import logger, metrics
+
+processor = BatchProcessor(event_type=EventType.SQS)
+persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table_name)
+idempotency = IdempotencyConfig(event_key_jmespath="[accountId, event.webhookEventId]", expires_after_seconds=86_400)
+
+
+@idempotent_function(data_keyword_argument="msg", config=idempotency, persistence_store=persistence)
+def handle_event(msg: dict[str, Any]) -> str:
+    return wiring.reply_service().handle(msg["accountId"], msg["event"], int(msg.get("receivedAt", 0)))
+
+
+def record_handler(record: SQSRecord) -> str:
+    outcome = handle_event(msg=json.loads(record.body))
+    logger.info("message event", extra={"outcome": outcome})
+    metrics.add_metric(name=f"Reply_{outcome}", unit="Count", value=1)
+    return outcome
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

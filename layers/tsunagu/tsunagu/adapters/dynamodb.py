@@ -1,0 +1,243 @@
+"""DynamoDB repositories over the single table. Items map to domain models here; a failed
+conditional write becomes a domain error (or a False result) here, never in a handler."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from tsunagu import keys
+from tsunagu.adapters.aws import client
+from tsunagu.domain.accounts import Account, AccountSettings
+from tsunagu.domain.friendship import FriendSnapshot, FriendState, Transition
+from tsunagu.errors import Conflict, NotFound
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def to_item(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in d.items() if v is not None}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _de.deserialize(v) for k, v in item.items()}
+
+
+def _condition_failed(e: ClientError) -> bool:
+    return e.response["Error"]["Code"] in ("ConditionalCheckFailedException", "TransactionCanceledException")
+
+
+class DynamoAccountStore:
+    def __init__(self, table: str):
+        self.table = table
+        self.db = client("dynamodb")
+
+    def create(self, account: Account, api_key_hash: str) -> None:
+        created = account.created_at.isoformat()
+        item = {
+            **keys.account(account.account_id),
+            **keys.account_index(account.account_id, created),
+            "entity": "account",
+            "account_id": account.account_id,
+            "settings": account.settings.model_dump(mode="json"),
+            "api_key_hash": api_key_hash,
+            "channel_configured": False,
+            "created_at": created,
+            "updated_at": account.updated_at.isoformat(),
+            "version": account.version,
+        }
+        try:
+            self.db.put_item(TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(PK)")
+        except ClientError as e:
+            if _condition_failed(e):
+                raise Conflict("account already exists", code="account_exists") from None
+            raise
+
+    def get(self, account_id: str) -> tuple[Account, str] | None:
+        r = self.db.get_item(TableName=self.table, Key=to_item(keys.account(account_id)), ConsistentRead=True)
+        if "Item" not in r:
+            return None
+        d = from_item(r["Item"])
+        return _account(d), d["api_key_hash"]
+
+    def update_settings(self, account_id: str, settings: AccountSettings, expected_version: int) -> Account:
+        now = datetime.now(UTC).isoformat()
+        try:
+            r = self.db.update_item(
+                TableName=self.table,
+                Key=to_item(keys.account(account_id)),
+                UpdateExpression="SET #s = :s, updated_at = :now, version = version + :one",
+                ConditionExpression="attribute_exists(PK) AND version = :v",
+                ExpressionAttributeNames={"#s": "settings"},
+                ExpressionAttributeValues=to_item(
+                    {":s": settings.model_dump(mode="json"), ":now": now, ":one": 1, ":v": expected_version}
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as e:
+            if _condition_failed(e):
+                raise Conflict(
+                    "the account changed while it was being updated; read it again and retry",
+                    code="concurrent_update",
+                ) from None
+            raise
+        return _account(from_item(r["Attributes"]))
+
+    def mark_channel_configured(self, account_id: str) -> None:
+        try:
+            self.db.update_item(
+                TableName=self.table,
+                Key=to_item(keys.account(account_id)),
+                UpdateExpression="SET channel_configured = :t, updated_at = :now",
+                ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeValues=to_item({":t": True, ":now": datetime.now(UTC).isoformat()}),
+            )
+        except ClientError as e:
+            if _condition_failed(e):
+                raise NotFound("account not found") from None
+            raise
+
+    def list_ids(self) -> list[str]:
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "GSI1",
+            "KeyConditionExpression": "GSI1PK = :pk",
+            "ExpressionAttributeValues": to_item({":pk": keys.ACCOUNTS_INDEX_PK}),
+            "ProjectionExpression": "account_id",
+        }
+        while True:
+            r = self.db.query(**kwargs)
+            ids += [from_item(i)["account_id"] for i in r.get("Items", [])]
+            if "LastEvaluatedKey" not in r:
+                return ids
+            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+
+
+def _account(d: dict[str, Any]) -> Account:
+    return Account(
+        account_id=d["account_id"],
+        settings=AccountSettings.model_validate(d["settings"]),
+        channel_configured=bool(d.get("channel_configured")),
+        created_at=datetime.fromisoformat(d["created_at"]),
+        updated_at=datetime.fromisoformat(d["updated_at"]),
+        version=int(d.get("version", 1)),
+    )
+
+
+class DynamoFriendStore:
+    """Friend state with exactly-once application per webhookEventId.
+
+    One TransactWriteItems holds: the event marker (must not exist), the friend item
+    (conditioned on the version we read: optimistic concurrency) and the counter ADDs. So a
+    redelivered event, a duplicate SQS message or a concurrent older event cannot double-count."""
+
+    def __init__(self, table: str, marker_ttl_seconds: int = 7 * 86_400):
+        self.table = table
+        self.db = client("dynamodb")
+        self.marker_ttl = marker_ttl_seconds
+
+    def get(self, account_id: str, user_id: str) -> FriendSnapshot | None:
+        r = self.db.get_item(TableName=self.table, Key=to_item(keys.friend(account_id, user_id)), ConsistentRead=True)
+        if "Item" not in r:
+            return None
+        d = from_item(r["Item"])
+        return FriendSnapshot(FriendState(d["state"]), int(d["since_ms"]), int(d["last_event_ms"]))
+
+    def apply(
+        self, account_id: str, user_id: str, event_id: str, previous: FriendSnapshot | None, t: Transition
+    ) -> bool:
+        """Apply ``t``; False when the event was already applied or the friend changed meanwhile."""
+        now = datetime.now(UTC)
+        friend_item = {
+            **keys.friend(account_id, user_id),
+            "entity": "friend",
+            "user_id": user_id,
+            "state": t.new.state.value,
+            "since_ms": t.new.since_ms,
+            "last_event_ms": t.new.last_event_ms,
+            "updated_at": now.isoformat(),
+        }
+        put_friend: dict[str, Any] = {"TableName": self.table, "Item": to_item(friend_item)}
+        if previous is None:
+            put_friend["ConditionExpression"] = "attribute_not_exists(PK)"
+        else:
+            put_friend["ConditionExpression"] = "last_event_ms = :prev"
+            put_friend["ExpressionAttributeValues"] = to_item({":prev": previous.last_event_ms})
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": to_item(
+                        {
+                            **keys.webhook_event(account_id, event_id),
+                            "entity": "webhook_event",
+                            "expires_at": int(now.timestamp()) + self.marker_ttl,
+                        }
+                    ),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+            {"Put": put_friend},
+        ]
+        if t.friends_delta or t.blocked_delta:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": to_item(keys.friend_counts(account_id)),
+                        "UpdateExpression": "ADD friends :f, blocked :b SET entity = :e",
+                        "ExpressionAttributeValues": to_item(
+                            {":f": t.friends_delta, ":b": t.blocked_delta, ":e": "friend_counts"}
+                        ),
+                    }
+                }
+            )
+        try:
+            self.db.transact_write_items(TransactItems=items)
+        except ClientError as e:
+            if _condition_failed(e):
+                return False
+            raise
+        return True
+
+    def counts(self, account_id: str) -> dict[str, int]:
+        r = self.db.get_item(TableName=self.table, Key=to_item(keys.friend_counts(account_id)), ConsistentRead=True)
+        d = from_item(r.get("Item", {}))
+        return {"friends": int(d.get("friends", 0)), "blocked": int(d.get("blocked", 0))}
+
+    def event_applied(self, account_id: str, event_id: str) -> bool:
+        r = self.db.get_item(TableName=self.table, Key=to_item(keys.webhook_event(account_id, event_id)))
+        return "Item" in r
+
+    def list(
+        self, account_id: str, limit: int = 100, start: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :sk)",
+            "ExpressionAttributeValues": to_item(
+                {":pk": keys.account_partition(account_id), ":sk": keys.FRIEND_SK_PREFIX}
+            ),
+            "Limit": limit,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = to_item(keys.friend(account_id, start))
+        r = self.db.query(**kwargs)
+        rows = [from_item(i) for i in r.get("Items", [])]
+        nxt = (
+            from_item(r["LastEvaluatedKey"])["SK"].removeprefix(keys.FRIEND_SK_PREFIX)
+            if "LastEvaluatedKey" in r
+            else None
+        )
+        return rows, nxt
+
+    def put_daily_snapshot(self, account_id: str, day: str, counts: dict[str, int]) -> None:
+        self.db.put_item(
+            TableName=self.table,
+            Item=to_item({**keys.friend_stats_day(account_id, day), "entity": "friend_stats", "day": day, **counts}),
+        )

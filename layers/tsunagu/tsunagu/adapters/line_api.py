@@ -1,0 +1,59 @@
+"""A small LINE Messaging API client on the standard library (the LINE SDK costs ~1.7 s of
+imports; see docs/benchmarks.md). Its base URL is a setting: the local stack points it at the
+LINE sandbox."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from tsunagu.errors import BadRequest, UpstreamError
+
+
+class LineRefused(BadRequest):
+    """LINE answered 4xx: final, retrying the same request cannot help."""
+
+    code = "line_refused"
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"LINE refused the request ({status}): {message}")
+        self.http_status = status
+
+
+class LineApiError(UpstreamError):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"LINE answered {status}: {message}", code="line_api_error")
+        self.http_status = status
+
+
+class LineClient:
+    def __init__(self, base_url: str, timeout: float = 5.0):
+        if not base_url.startswith(("https://", "http://")):
+            raise ValueError("LINE API base URL must be http(s)")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def _post(self, path: str, token: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+        req = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
+            self.base_url + path,
+            data=json.dumps(body, ensure_ascii=False).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json", **(headers or {})},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:  # noqa: S310 - scheme checked in __init__
+                raw = r.read()
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace")[:300]
+            if 400 <= e.code < 500:
+                raise LineRefused(e.code, detail) from None
+            raise LineApiError(e.code, detail) from None
+        except (urllib.error.URLError, TimeoutError) as e:
+            raise LineApiError(0, str(e)) from None
+        return json.loads(raw) if raw else {}
+
+    def reply(self, access_token: str, reply_token: str, texts: list[str]) -> None:
+        messages = [{"type": "text", "text": t} for t in texts[:5]]
+        self._post("/v2/bot/message/reply", access_token, {"replyToken": reply_token, "messages": messages})

@@ -1,0 +1,75 @@
+"""Channel credentials and the operator key in Secrets Manager, with a short in-memory cache
+so a warm webhook intake does not call Secrets Manager per request."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from botocore.exceptions import ClientError
+
+from tsunagu.adapters.aws import client
+
+
+class SecretsManagerChannelSecrets:
+    def __init__(self, prefix: str, cache_seconds: int = 300):
+        self.prefix = prefix
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, dict[str, str] | None]] = {}
+        self.sm = client("secretsmanager")
+
+    def _name(self, account_id: str) -> str:
+        return f"{self.prefix}/accounts/{account_id}/channel"
+
+    def put(self, account_id: str, channel_secret: str, access_token: str) -> None:
+        value = json.dumps({"channelSecret": channel_secret, "accessToken": access_token})
+        name = self._name(account_id)
+        try:
+            self.sm.put_secret_value(SecretId=name, SecretString=value)
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            self.sm.create_secret(
+                Name=name,
+                SecretString=value,
+                Description="LINE channel secret and access token of one tsunagu account",
+                Tags=[{"Key": "tsunagu:account", "Value": account_id}],
+            )
+        self._cache.pop(account_id, None)
+
+    def _load(self, account_id: str) -> dict[str, str] | None:
+        hit = self._cache.get(account_id)
+        now = time.monotonic()
+        if hit and hit[0] > now:
+            return hit[1]
+        try:
+            raw = self.sm.get_secret_value(SecretId=self._name(account_id))["SecretString"]
+            value: dict[str, str] | None = json.loads(raw)
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            value = None
+        # A missing secret is cached briefly too, so an unknown account cannot hammer Secrets Manager.
+        self._cache[account_id] = (now + (self.cache_seconds if value else 10), value)
+        return value
+
+    def channel_secret(self, account_id: str) -> str | None:
+        v = self._load(account_id)
+        return v["channelSecret"] if v else None
+
+    def access_token(self, account_id: str) -> str | None:
+        v = self._load(account_id)
+        return v["accessToken"] if v else None
+
+
+class OperatorKey:
+    """The platform operator key: from Secrets Manager on AWS, from TSUNAGU_OPERATOR_KEY locally."""
+
+    def __init__(self, secret_id: str, local_value: str | None):
+        self.secret_id = secret_id
+        self._value = local_value
+
+    def value(self) -> str | None:
+        if self._value is None and self.secret_id:
+            self._value = client("secretsmanager").get_secret_value(SecretId=self.secret_id)["SecretString"]
+        return self._value

@@ -1,0 +1,54 @@
+"""Typed settings, read once from the environment the template gives every function."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    stage: str
+    table_name: str
+    idempotency_table_name: str
+    line_api_base_url: str
+    secret_prefix: str
+    tracing_enabled: bool
+    friendship_queue_url: str
+    message_queue_url: str
+    account_link_queue_url: str
+    delivery_queue_url: str
+    other_events_queue_url: str
+    operator_key_secret_id: str
+    # Local mode only: the operator key comes straight from the environment.
+    local_operator_key: str | None
+    # How long a channel secret stays cached in a warm function (seconds).
+    secret_cache_seconds: int = 300
+    # Largest webhook body accepted (LINE's own request limit is far below this).
+    max_webhook_body_bytes: int = 1_048_576
+
+    @classmethod
+    def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        return cls(
+            stage=e.get("STAGE", "dev"),
+            table_name=e.get("TABLE_NAME", ""),
+            idempotency_table_name=e.get("IDEMPOTENCY_TABLE_NAME", ""),
+            line_api_base_url=e.get("LINE_API_BASE_URL", "https://api.line.me").rstrip("/"),
+            secret_prefix=e.get("SECRET_PREFIX", "tsunagu/dev"),
+            tracing_enabled=e.get("TRACING_ENABLED", "false").lower() == "true",
+            friendship_queue_url=e.get("FRIENDSHIP_QUEUE_URL", ""),
+            message_queue_url=e.get("MESSAGE_QUEUE_URL", ""),
+            account_link_queue_url=e.get("ACCOUNT_LINK_QUEUE_URL", ""),
+            delivery_queue_url=e.get("DELIVERY_QUEUE_URL", ""),
+            other_events_queue_url=e.get("OTHER_EVENTS_QUEUE_URL", ""),
+            operator_key_secret_id=e.get("OPERATOR_KEY_SECRET_ID", ""),
+            local_operator_key=e.get("TSUNAGU_OPERATOR_KEY") or None,
+            secret_cache_seconds=int(e.get("SECRET_CACHE_SECONDS", "300")),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

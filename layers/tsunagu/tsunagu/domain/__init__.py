@@ -1,0 +1,1 @@
+"""Pure business rules: no AWS, no HTTP. Tested without moto."""

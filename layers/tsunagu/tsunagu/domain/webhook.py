@@ -1,0 +1,115 @@
+"""LINE webhook intake rules: signature, envelope shape, and routing of events to queues.
+
+Signature: HMAC-SHA256 of the exact raw body with the channel secret, base64, compared in
+constant time (line-platform.md 1.2). Routing: one queue message per event, by event kind.
+Forward compatible: unknown event types are routed to the "other" queue, never refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tsunagu.errors import BadRequest, InvalidSignature
+
+Route = Literal["friendship", "message", "account_link", "delivery", "other"]
+
+ROUTES: dict[str, Route] = {
+    "follow": "friendship",
+    "unfollow": "friendship",
+    "message": "message",
+    "postback": "message",
+    "accountLink": "account_link",
+    "delivery": "delivery",
+}
+
+SQS_BATCH_MAX_ENTRIES = 10
+SQS_BATCH_MAX_BYTES = 262_144
+
+
+def signature_for(body: bytes, channel_secret: str) -> str:
+    digest = hmac.new(channel_secret.encode(), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def verify_signature(body: bytes, signature: str | None, channel_secret: str) -> None:
+    """Raise InvalidSignature unless ``signature`` is LINE's signature of ``body``."""
+    if not signature:
+        raise InvalidSignature("missing x-line-signature header")
+    try:
+        given = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidSignature("x-line-signature is not base64") from None
+    expected = hmac.new(channel_secret.encode(), body, hashlib.sha256).digest()
+    if not hmac.compare_digest(given, expected):
+        raise InvalidSignature("x-line-signature does not match the body")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEnvelope:
+    destination: str
+    events: list[dict[str, Any]]
+
+
+def parse_envelope(body: bytes) -> WebhookEnvelope:
+    """Parse a verified body; raise BadRequest when it is not a LINE webhook."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("body is not JSON", code="invalid_webhook") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("body is not a JSON object", code="invalid_webhook")
+    destination = doc.get("destination")
+    events = doc.get("events")
+    if not isinstance(destination, str) or not isinstance(events, list):
+        raise BadRequest("a LINE webhook has 'destination' and 'events'", code="invalid_webhook")
+    for ev in events:
+        if not isinstance(ev, dict) or not isinstance(ev.get("type"), str):
+            raise BadRequest("every event needs a 'type'", code="invalid_webhook")
+    return WebhookEnvelope(destination=destination, events=events)
+
+
+def route_of(event: dict[str, Any]) -> Route:
+    return ROUTES.get(event["type"], "other")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    route: Route
+    body: str
+
+
+def build_entries(account_id: str, envelope: WebhookEnvelope, received_at_ms: int) -> list[QueueEntry]:
+    """One queue message per event. ``receivedAt`` lets workers judge reply-token age."""
+    out = []
+    for ev in envelope.events:
+        msg = {
+            "accountId": account_id,
+            "destination": envelope.destination,
+            "receivedAt": received_at_ms,
+            "event": ev,
+        }
+        out.append(QueueEntry(route_of(ev), json.dumps(msg, ensure_ascii=False, separators=(",", ":"))))
+    return out
+
+
+def batches(bodies: list[str]) -> list[list[str]]:
+    """Group message bodies into SendMessageBatch calls: at most 10 entries and 256 KiB each."""
+    out: list[list[str]] = []
+    cur: list[str] = []
+    size = 0
+    for b in bodies:
+        n = len(b.encode())
+        if cur and (len(cur) == SQS_BATCH_MAX_ENTRIES or size + n > SQS_BATCH_MAX_BYTES):
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(b)
+        size += n
+    if cur:
+        out.append(cur)
+    return out

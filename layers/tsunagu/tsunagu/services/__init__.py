@@ -1,0 +1,1 @@
+"""Use cases: each orchestrates domain rules and ports; none imports boto3."""

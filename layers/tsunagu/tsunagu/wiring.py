@@ -1,0 +1,109 @@
+"""Cached factories: each warm function builds its services and clients once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from tsunagu.config import get_settings
+
+
+@lru_cache(maxsize=1)
+def account_store():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.dynamodb import DynamoAccountStore
+
+    return DynamoAccountStore(get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def friend_store():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.dynamodb import DynamoFriendStore
+
+    return DynamoFriendStore(get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def channel_secrets():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.secrets import SecretsManagerChannelSecrets
+
+    s = get_settings()
+    return SecretsManagerChannelSecrets(s.secret_prefix, s.secret_cache_seconds)
+
+
+@lru_cache(maxsize=1)
+def operator_key():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.secrets import OperatorKey
+
+    s = get_settings()
+    return OperatorKey(s.operator_key_secret_id, s.local_operator_key)
+
+
+@lru_cache(maxsize=1)
+def account_service():  # type: ignore[no-untyped-def]
+    from tsunagu.services.accounts import AccountService
+
+    return AccountService(account_store(), channel_secrets())
+
+
+@lru_cache(maxsize=1)
+def webhook_intake():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.queues import SqsEventQueues
+    from tsunagu.services.webhook_intake import WebhookIntake
+
+    s = get_settings()
+    queues = SqsEventQueues(
+        {
+            "friendship": s.friendship_queue_url,
+            "message": s.message_queue_url,
+            "account_link": s.account_link_queue_url,
+            "delivery": s.delivery_queue_url,
+            "other": s.other_events_queue_url,
+        }
+    )
+    return WebhookIntake(channel_secrets(), queues, s.max_webhook_body_bytes)
+
+
+@lru_cache(maxsize=1)
+def friendship_service():  # type: ignore[no-untyped-def]
+    from tsunagu.services.friendship import FriendshipService
+
+    return FriendshipService(friend_store(), reply_service())
+
+
+@lru_cache(maxsize=1)
+def friend_query():  # type: ignore[no-untyped-def]
+    from tsunagu.services.friendship import FriendQuery
+
+    return FriendQuery(friend_store())
+
+
+@lru_cache(maxsize=1)
+def reply_service():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.line_api import LineClient
+    from tsunagu.services.replies import ReplyService
+
+    return ReplyService(account_store(), channel_secrets(), LineClient(get_settings().line_api_base_url))
+
+
+@lru_cache(maxsize=1)
+def friend_stats_service():  # type: ignore[no-untyped-def]
+    from tsunagu.services.friend_stats import FriendStatsService
+
+    return FriendStatsService(account_store(), friend_store())
+
+
+def reset() -> None:
+    """Forget every cached object (tests change settings between cases)."""
+    for f in (
+        account_store,
+        friend_store,
+        channel_secrets,
+        operator_key,
+        account_service,
+        webhook_intake,
+        friendship_service,
+        friend_query,
+        reply_service,
+        friend_stats_service,
+    ):
+        f.cache_clear()
+    get_settings.cache_clear()

@@ -1,0 +1,56 @@
+"""``python -m tsunagu_local demo|serve|invoke NAME`` - see README."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+
+from tsunagu_local.client import request
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="tsunagu_local")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("demo", help="start the stack, walk through the main job, stop")
+    s = sub.add_parser("serve", help="serve the local stack in the foreground")
+    s.add_argument("--log-level", default="INFO")
+    i = sub.add_parser("invoke", help="trigger a schedule-driven function of a running stack by name")
+    i.add_argument("name")
+    args = ap.parse_args()
+
+    if args.cmd == "demo":
+        from tsunagu_local import demo
+
+        demo.main()
+    elif args.cmd == "serve":
+        from tsunagu_local.stack import LocalStack
+
+        stack = LocalStack(log_level=args.log_level).start()
+        keyed = "TSUNAGU_OPERATOR_KEY" in os.environ and os.environ["TSUNAGU_OPERATOR_KEY"] == stack.operator_key
+        print(
+            f"tsunagu local stack ready\n  HTTP API      {stack.api_url}  (GET /health)\n"
+            f"  LINE sandbox  {stack.sandbox_url}\n  moto server   {stack.moto_url}\n"
+            f"  operator key  {'from TSUNAGU_OPERATOR_KEY' if keyed else stack.operator_key}\n"
+            "State is in memory only: it is gone when this process stops.",
+            flush=True,
+        )
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            pass
+        stack.stop()
+    elif args.cmd == "invoke":
+        port = os.environ.get("TSUNAGU_PORT", "3000")
+        r = request("POST", f"http://127.0.0.1:{port}/_local/invoke/{args.name}")
+        print(json.dumps(r.json, ensure_ascii=False, indent=2))
+        sys.exit(0 if r.status == 200 else 1)
+
+
+if __name__ == "__main__":
+    main()

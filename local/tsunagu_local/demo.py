@@ -1,0 +1,143 @@
+"""The walk-through: tsunagu's main job on the local stack, step by step, over real HTTP.
+
+Each feature issue adds its own steps here."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from tsunagu_local.client import request
+from tsunagu_local.stack import LocalStack
+
+USER = "U" + "4af4980629" + "0" * 22  # a LINE user id (U + 32 hex)
+
+
+def step(n: int, text: str) -> None:
+    print(f"\n\033[1m[{n}] {text}\033[0m", flush=True)
+
+
+def show(label: str, value: Any) -> None:
+    body = json.dumps(value, ensure_ascii=False, indent=2) if not isinstance(value, str) else value
+    print(f"    {label}: " + body.replace("\n", "\n    "), flush=True)
+
+
+def wait_for(fn: Any, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise SystemExit("timed out waiting for the workers")
+
+
+def run(stack: LocalStack) -> None:
+    api, sb = stack.api_url, stack.sandbox_url
+    print(f"tsunagu local stack: API {api} · LINE sandbox {sb} · moto {stack.moto_url}")
+
+    step(1, "Platform operator creates an account (one LINE Official Account)")
+    r = request(
+        "POST",
+        f"{api}/accounts",
+        {"name": "生協テスト店", "plan": "light"},
+        headers={"Authorization": f"Bearer {stack.operator_key}"},
+    )
+    assert r.status == 201, r.text
+    acct = r.json
+    aid, key = acct["account_id"], acct["api_key"]
+    auth = {"Authorization": f"Bearer {key}"}
+    show("POST /accounts", f"{r.status} account_id={aid} api_key={key[:18]}… (shown once; only its hash is stored)")
+
+    step(2, "The LINE sandbox creates the channel; tsunagu stores its secret and token in Secrets Manager")
+    ch = request("POST", f"{sb}/_sandbox/channels", {"webhookUrl": f"{api}/line/{aid}/webhook"}).json
+    r = request(
+        "PUT",
+        f"{api}/accounts/{aid}/channel",
+        {"channel_secret": ch["channelSecret"], "access_token": ch["accessToken"]},
+        headers=auth,
+    )
+    show("PUT /accounts/{id}/channel", f"{r.status} {r.json}")
+
+    step(3, "The business sets its greeting and a keyword auto-response")
+    r = request(
+        "PATCH",
+        f"{api}/accounts/{aid}",
+        {
+            "greeting": "友だち追加ありがとうございます！「営業時間」と送ると営業時間をお知らせします。",
+            "auto_responses": [{"keywords": ["営業時間"], "match": "exact", "reply": "営業時間は 9:00〜21:00 です。"}],
+        },
+        headers=auth,
+    )
+    show("PATCH /accounts/{id}", f"{r.status} greeting set, {len(r.json['settings']['auto_responses'])} auto-response")
+
+    step(4, "A LINE user adds the OA as a friend: the sandbox sends a signed follow webhook")
+    w = request(
+        "POST",
+        f"{sb}/_sandbox/channels/{ch['channelId']}/webhooks",
+        {"events": [{"type": "follow", "source": {"type": "user", "userId": USER}, "follow": {"isUnblocked": False}}]},
+    ).json
+    show("webhook answered", f"{w['status']} {w['body']}")
+
+    step(5, "The friendship worker (SQS) records the friend")
+    friend = wait_for(
+        lambda: (lambda r: r.json if r.status == 200 else None)(
+            request("GET", f"{api}/accounts/{aid}/friends/{USER}", headers=auth)
+        )
+    )
+    show("GET /accounts/{id}/friends/{userId}", friend)
+
+    step(6, "The worker greeted the new friend through LINE's free reply API (R-MSG-2)")
+    calls = wait_for(lambda: request("GET", f"{sb}/_sandbox/calls?path=/v2/bot/message/reply").json["calls"])
+    show(
+        "sandbox received",
+        {"path": calls[-1]["path"], "status": calls[-1]["status"], "text": calls[-1]["body"]["messages"][0]["text"]},
+    )
+
+    step(7, "The user sends 「営業時間」: the keyword auto-response replies")
+    request(
+        "POST",
+        f"{sb}/_sandbox/channels/{ch['channelId']}/webhooks",
+        {
+            "events": [
+                {
+                    "type": "message",
+                    "source": {"type": "user", "userId": USER},
+                    "message": {"type": "text", "text": "営業時間"},
+                }
+            ]
+        },
+    )
+    calls = wait_for(
+        lambda: (lambda c: c if len(c) >= 2 else None)(
+            request("GET", f"{sb}/_sandbox/calls?path=/v2/bot/message/reply").json["calls"]
+        )
+    )
+    show("sandbox received", calls[-1]["body"]["messages"][0]["text"])
+
+    step(8, "A forged webhook (wrong signature) is refused and nothing is enqueued")
+    w = request(
+        "POST",
+        f"{sb}/_sandbox/channels/{ch['channelId']}/webhooks",
+        {
+            "events": [{"type": "unfollow", "source": {"type": "user", "userId": USER}}],
+            "signature": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        },
+    ).json
+    show("webhook answered", f"{w['status']} {w['body']}")
+
+    step(9, "The daily friend-stats schedule, triggered on demand by name")
+    r = request("POST", f"{api}/_local/invoke/FriendStatsFunction")
+    show("schedule FriendStatsFunction", r.json)
+    r = request("GET", f"{api}/accounts/{aid}/friends", headers=auth)
+    show("friend counts", r.json["counts"])
+    print("\nDone. `make serve` keeps the stack running for your own requests.")
+
+
+def main() -> None:
+    stack = LocalStack(log_level="ERROR", metrics=False).start()
+    try:
+        run(stack)
+    finally:
+        stack.stop()

@@ -1,0 +1,24 @@
+"""Print the OpenAPI document generated from the API functions' routes (docs/openapi.json)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+
+from tsunagu_local.resources import ROOT
+
+
+def document() -> dict[str, object]:
+    os.environ.setdefault("AWS_DEFAULT_REGION", "ap-northeast-1")
+    spec = importlib.util.spec_from_file_location("accounts_api_app", ROOT / "functions/accounts_api/app.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    schema = mod.app.get_openapi_schema(title="tsunagu", version="0.1.0")
+    doc: dict[str, object] = schema.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return doc
+
+
+if __name__ == "__main__":
+    print(json.dumps(document(), ensure_ascii=False, indent=2, sort_keys=True))

@@ -1,0 +1,364 @@
+"""The LINE sandbox: a stand-in for LINE's servers on localhost.
+
+It answers the Messaging API calls tsunagu makes (reply, push, multicast, notification
+message push, link token, quota) the way LINE does - status codes, error messages, the
+``x-line-request-id`` header, ``409`` with ``x-line-accepted-request-id`` on a repeated retry
+key - records every call, and sends signed webhooks to tsunagu like the LINE Platform.
+
+Control API (not LINE's): ``/_sandbox/...``
+- ``POST /_sandbox/channels`` -> a new channel {channelId, channelSecret, accessToken, botUserId};
+  body may set ``webhookUrl``.
+- ``PUT /_sandbox/channels/{channelId}`` {webhookUrl}
+- ``POST /_sandbox/channels/{channelId}/webhooks`` {events:[...], redelivery?, signature?} - fills in
+  webhookEventId, timestamp, mode, deliveryContext and a fresh replyToken where missing, signs,
+  posts, and returns {status, body, events}.
+- ``GET /_sandbox/calls?path=/v2/bot/message/reply`` and ``DELETE /_sandbox/calls``.
+- ``PUT /_sandbox/pnp`` {reachable: [sha256...]} - which hashed numbers have a LINE user.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+REPLY_TOKEN_TTL_S = 60
+RETRY_KEY_TTL_S = 24 * 3600
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+def ulid() -> str:
+    ms = int(time.time() * 1000)
+    head = "".join(ULID_ALPHABET[(ms >> (5 * i)) & 31] for i in reversed(range(10)))
+    return head + "".join(secrets.choice(ULID_ALPHABET) for _ in range(16))
+
+
+def sign(secret: str, body: bytes) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+@dataclass
+class Channel:
+    channel_id: str
+    secret: str
+    token: str
+    bot_user_id: str
+    webhook_url: str | None = None
+
+
+@dataclass
+class SandboxState:
+    channels: dict[str, Channel] = field(default_factory=dict)
+    reply_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (channel, issued)
+    used_reply_tokens: set[str] = field(default_factory=set)
+    retry_keys: dict[tuple[str, str], tuple[str, float, dict[str, Any]]] = field(default_factory=dict)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    pnp_reachable: set[str] | None = None  # None: every well-formed hash is reachable
+    consumption: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def channel_by_token(self, token: str) -> Channel | None:
+        return next((c for c in self.channels.values() if c.token == token), None)
+
+
+def _err(status: int, message: str, extra: dict[str, Any] | None = None) -> tuple[int, dict[str, Any], dict[str, str]]:
+    return status, {"message": message, **(extra or {})}, {}
+
+
+class LineSandbox:
+    def __init__(self) -> None:
+        self.state = SandboxState()
+
+    # ------------------------------------------------------------------ LINE Messaging API
+    def api(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        auth = headers.get("authorization", "")
+        ch = self.state.channel_by_token(auth[7:]) if auth.lower().startswith("bearer ") else None
+        if ch is None:
+            return _err(
+                401, "Authentication failed. Confirm that the access token in the authorization header is valid."
+            )
+        try:
+            doc = json.loads(body) if body else {}
+        except ValueError:
+            return _err(400, "The request body has 1 error(s)", {"details": [{"message": "invalid JSON"}]})
+        if method == "POST" and path == "/v2/bot/message/reply":
+            return self._reply(ch, doc, headers)
+        if method == "POST" and path in (
+            "/v2/bot/message/push",
+            "/v2/bot/message/multicast",
+            "/v2/bot/message/broadcast",
+            "/v2/bot/message/narrowcast",
+        ):
+            return self._send(ch, path.rsplit("/", 1)[1], doc, headers)
+        if method == "POST" and path in ("/bot/pnp/push", "/v2/bot/message/pnp/templated/push"):
+            return self._pnp(ch, path, doc, headers)
+        m = re.fullmatch(r"/v2/bot/user/(U[0-9a-f]{32})/linkToken", path)
+        if method == "POST" and m:
+            return 200, {"linkToken": secrets.token_urlsafe(24)}, {}
+        if method == "GET" and path == "/v2/bot/message/quota":
+            return 200, {"type": "limited", "value": 200}, {}
+        if method == "GET" and path == "/v2/bot/message/quota/consumption":
+            return 200, {"totalUsage": self.state.consumption.get(ch.channel_id, 0)}, {}
+        return _err(404, "Not found")
+
+    def _messages_ok(self, doc: dict[str, Any]) -> str | None:
+        msgs = doc.get("messages")
+        if not isinstance(msgs, list) or not 1 <= len(msgs) <= 5:
+            return "messages must hold 1 to 5 message objects"
+        for mobj in msgs:
+            if not isinstance(mobj, dict) or "type" not in mobj:
+                return "each message needs a type"
+            if mobj["type"] == "text" and not (1 <= len(str(mobj.get("text", ""))) <= 5000):
+                return "text must be 1 to 5000 characters"
+        return None
+
+    def _reply(
+        self, ch: Channel, doc: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if "x-line-retry-key" in headers:
+            return _err(400, "The retry key is not supported for this API")
+        problem = self._messages_ok(doc)
+        if problem:
+            return _err(400, "The request body has 1 error(s)", {"details": [{"message": problem}]})
+        token = doc.get("replyToken", "")
+        with self.state.lock:
+            issued = self.state.reply_tokens.get(token)
+            if (
+                issued is None
+                or issued[0] != ch.channel_id
+                or token in self.state.used_reply_tokens
+                or time.time() - issued[1] > REPLY_TOKEN_TTL_S
+            ):
+                return _err(400, "Invalid reply token")
+            self.state.used_reply_tokens.add(token)
+        return (
+            200,
+            {
+                "sentMessages": [
+                    {"id": str(secrets.randbelow(10**18)), "quoteToken": secrets.token_urlsafe(16)}
+                    for _ in doc["messages"]
+                ]
+            },
+            {},
+        )
+
+    def _send(
+        self, ch: Channel, kind: str, doc: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        problem = self._messages_ok(doc)
+        if problem:
+            return _err(400, "The request body has 1 error(s)", {"details": [{"message": problem}]})
+        if kind == "multicast":
+            to = doc.get("to")
+            if not isinstance(to, list) or not 1 <= len(to) <= 500:
+                return _err(400, "The request body has 1 error(s)", {"details": [{"message": "to: 1 to 500 user IDs"}]})
+            recipients = len(to)
+        elif kind == "push":
+            if not isinstance(doc.get("to"), str):
+                return _err(400, "The request body has 1 error(s)", {"details": [{"message": "to is required"}]})
+            recipients = 1
+        else:
+            recipients = 0
+        key = headers.get("x-line-retry-key")
+        if key is not None and not UUID_RE.match(key):
+            return _err(400, "The retry key must be a UUID")
+        request_id = str(uuid.uuid4())
+        sent = (
+            {"sentMessages": [{"id": str(secrets.randbelow(10**18))} for _ in doc["messages"]]}
+            if kind == "push"
+            else {}
+        )
+        with self.state.lock:
+            if key is not None:
+                prev = self.state.retry_keys.get((ch.channel_id, key))
+                if prev and time.time() - prev[1] < RETRY_KEY_TTL_S:
+                    return (
+                        409,
+                        {"message": "The retry key is already accepted", **prev[2]},
+                        {"x-line-accepted-request-id": prev[0]},
+                    )
+                self.state.retry_keys[(ch.channel_id, key)] = (request_id, time.time(), sent)
+            self.state.consumption[ch.channel_id] = self.state.consumption.get(ch.channel_id, 0) + recipients
+        return 200, sent, {"x-line-request-id": request_id}
+
+    def _pnp(
+        self, ch: Channel, path: str, doc: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if "x-line-retry-key" in headers:
+            return _err(400, "The retry key is not supported for this API")
+        to = doc.get("to", "")
+        if not isinstance(to, str) or not re.fullmatch(r"[0-9a-f]{64}", to):
+            return _err(400, "The value must be a valid SHA-256 digest.")
+        tag = headers.get("x-line-delivery-tag")
+        if tag is not None and not 16 <= len(tag) <= 100:
+            return _err(400, "X-Line-Delivery-Tag must be 16 to 100 characters")
+        if path == "/bot/pnp/push":
+            problem = self._messages_ok(doc)
+            if problem:
+                return _err(400, "The request body has 1 error(s)", {"details": [{"message": problem}]})
+        elif not doc.get("templateKey"):
+            return _err(400, "templateKey is required")
+        reachable = self.state.pnp_reachable
+        if reachable is not None and to not in reachable:
+            return _err(422, "Failed to send messages")
+        return (200 if path == "/bot/pnp/push" else 202), {}, {}
+
+    # ------------------------------------------------------------------ control + webhooks
+    def new_channel(self, webhook_url: str | None = None) -> Channel:
+        ch = Channel(
+            channel_id=str(2_000_000_000 + secrets.randbelow(10**8)),
+            secret=secrets.token_hex(16),
+            token=base64.b64encode(secrets.token_bytes(96)).decode().replace("/", "_"),
+            bot_user_id="U" + secrets.token_hex(16),
+            webhook_url=webhook_url,
+        )
+        self.state.channels[ch.channel_id] = ch
+        return ch
+
+    def complete_event(self, ch: Channel, ev: dict[str, Any], redelivery: bool) -> dict[str, Any]:
+        ev = dict(ev)
+        ev.setdefault("timestamp", int(time.time() * 1000))
+        ev.setdefault("mode", "active")
+        ev.setdefault("webhookEventId", ulid())
+        ev["deliveryContext"] = {"isRedelivery": redelivery}
+        replyable = ev["type"] in (
+            "message",
+            "follow",
+            "join",
+            "memberJoined",
+            "postback",
+            "beacon",
+            "videoPlayComplete",
+            "membership",
+        ) or (ev["type"] == "accountLink" and ev.get("link", {}).get("result") == "ok")
+        if replyable and ev["mode"] == "active" and "replyToken" not in ev:
+            ev["replyToken"] = secrets.token_hex(16)
+        if "replyToken" in ev:
+            with self.state.lock:
+                self.state.reply_tokens.setdefault(ev["replyToken"], (ch.channel_id, time.time()))
+        if ev["type"] == "message":
+            msg = dict(ev.get("message", {}))
+            msg.setdefault("id", str(secrets.randbelow(10**18)))
+            msg.setdefault("quoteToken", secrets.token_urlsafe(16))
+            ev["message"] = msg
+        return ev
+
+    def send_webhook(self, channel_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+        ch = self.state.channels[channel_id]
+        if not ch.webhook_url:
+            raise KeyError("webhookUrl")
+        events = [self.complete_event(ch, e, bool(doc.get("redelivery"))) for e in doc.get("events", [])]
+        body = json.dumps(
+            {"destination": ch.bot_user_id, "events": events}, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+        sig = doc.get("signature") or sign(ch.secret, body)
+        req = urllib.request.Request(
+            ch.webhook_url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "X-Line-Signature": sig,
+                "User-Agent": "LineBotWebhook/2.0",
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=2) as r:  # LINE's 2-second webhook timeout
+                status, text = r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read().decode()
+        return {"status": status, "body": text, "events": events}
+
+    def control(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        doc = json.loads(body) if body else {}
+        parts = path.strip("/").split("/")[1:]
+        if parts == ["channels"] and method == "POST":
+            ch = self.new_channel(doc.get("webhookUrl"))
+            return 201, {
+                "channelId": ch.channel_id,
+                "channelSecret": ch.secret,
+                "accessToken": ch.token,
+                "botUserId": ch.bot_user_id,
+                "webhookUrl": ch.webhook_url,
+            }
+        if len(parts) == 2 and parts[0] == "channels" and method == "PUT":
+            self.state.channels[parts[1]].webhook_url = doc["webhookUrl"]
+            return 200, {"ok": True}
+        if len(parts) == 3 and parts[0] == "channels" and parts[2] == "webhooks" and method == "POST":
+            return 200, self.send_webhook(parts[1], doc)
+        if parts == ["calls"] and method == "GET":
+            want = query.get("path", [None])[0]
+            with self.state.lock:
+                calls = [c for c in self.state.calls if want is None or c["path"] == want]
+            return 200, {"calls": calls}
+        if parts == ["calls"] and method == "DELETE":
+            with self.state.lock:
+                self.state.calls.clear()
+            return 200, {"ok": True}
+        if parts == ["pnp"] and method == "PUT":
+            self.state.pnp_reachable = set(doc.get("reachable", []))
+            return 200, {"ok": True}
+        return 404, {"message": "unknown sandbox control"}
+
+    def serve(self, host: str, port: int) -> ThreadingHTTPServer:
+        sb = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                return
+
+            def _handle(self) -> None:
+                url = urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                extra: dict[str, str] = {}
+                try:
+                    if url.path.startswith("/_sandbox/"):
+                        status, payload = sb.control(self.command, url.path, parse_qs(url.query), body)
+                    else:
+                        status, payload, extra = sb.api(self.command, url.path, headers, body)
+                        extra.setdefault("x-line-request-id", str(uuid.uuid4()))
+                        with sb.state.lock:
+                            sb.state.calls.append(
+                                {
+                                    "at": time.time(),
+                                    "method": self.command,
+                                    "path": url.path,
+                                    "status": status,
+                                    "headers": {k: v for k, v in headers.items() if k.startswith("x-line-")},
+                                    "body": json.loads(body) if body else None,
+                                }
+                            )
+                except (KeyError, ValueError) as e:
+                    status, payload = 400, {"message": f"bad sandbox request: {e}"}
+                out = json.dumps(payload, ensure_ascii=False).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        server = ThreadingHTTPServer((host, port), Handler)
+        server.daemon_threads = True
+        return server
