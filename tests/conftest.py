@@ -1,0 +1,53 @@
+"""Shared fixtures. Unit tests need nothing; integration tests get a moto ``mock_aws`` world
+whose tables and queues are created from template.yaml; e2e tests get the local stack running
+in a child process (see tests/e2e/conftest.py)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+from typing import Any
+
+
+# No test may reach real AWS, whatever the developer's shell holds.
+for _k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+    os.environ.pop(_k, None)
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "ap-northeast-1",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_DEV": "false",
+    }
+)
+
+USER_A = "U" + "a" * 32
+USER_B = "U" + "b" * 32
+DESTINATION = "U" + "d" * 32
+
+
+def sign(secret: str, body: bytes) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def line_event(kind: str, user: str = USER_A, ts: int | None = None, event_id: str | None = None,
+               **extra: Any) -> dict[str, Any]:
+    ev: dict[str, Any] = {
+        "type": kind,
+        "mode": "active",
+        "timestamp": ts if ts is not None else int(time.time() * 1000),
+        "source": {"type": "user", "userId": user},
+        "webhookEventId": event_id or f"01H{os.urandom(10).hex().upper()[:23]}",
+        "deliveryContext": {"isRedelivery": False},
+    }
+    ev.update(extra)
+    return ev
+
+
+def webhook_body(*events: dict[str, Any]) -> bytes:
+    return json.dumps({"destination": DESTINATION, "events": list(events)}).encode()
