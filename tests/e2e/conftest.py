@@ -1,0 +1,73 @@
+"""The local stack, started once per session in a child process (as `make serve` runs it), on
+free ports so it never collides with a stack a developer is running."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tsunagu_local.client import request
+from tsunagu_local.stack import Ports
+
+OPERATOR_KEY = "e2e-operator-key-0123456789abcdef"
+
+
+@dataclass
+class RunningStack:
+    api: str
+    sandbox: str
+    moto: str
+    port: int
+    log: Path
+
+    def client(self, service: str):  # type: ignore[no-untyped-def]
+        return boto3.client(service, endpoint_url=self.moto, region_name="ap-northeast-1",
+                            aws_access_key_id="local", aws_secret_access_key="local")
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def drain(self, timeout: float = 30) -> None:
+        r = request("POST", f"{self.api}/_local/drain", {"timeout": timeout}, timeout=timeout + 5)
+        assert r.status == 200 and r.json["result"]["drained"], r.text
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    ports = Ports.random()
+    log = tmp_path_factory.mktemp("stack") / "stack.log"
+    env = {**os.environ, "TSUNAGU_PORT": str(ports.http), "TSUNAGU_SANDBOX_PORT": str(ports.sandbox),
+           "TSUNAGU_MOTO_PORT": str(ports.moto), "TSUNAGU_OPERATOR_KEY": OPERATOR_KEY,
+           "POWERTOOLS_METRICS_DISABLED": "true"}
+    env.pop("AWS_ENDPOINT_URL", None)
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "tsunagu_local", "serve", "--log-level", "INFO"],
+                                stdout=fh, stderr=subprocess.STDOUT, env=env)
+    api = f"http://127.0.0.1:{ports.http}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if request("GET", f"{api}/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("local stack did not start:\n" + log.read_text(errors="replace")[-3000:])
+            time.sleep(0.2)
+        yield RunningStack(api, f"http://127.0.0.1:{ports.sandbox}", f"http://127.0.0.1:{ports.moto}",
+                           ports.http, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
