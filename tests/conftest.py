@@ -12,7 +12,6 @@ import os
 import time
 from typing import Any
 
-
 # No test may reach real AWS, whatever the developer's shell holds.
 for _k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
     os.environ.pop(_k, None)
@@ -35,8 +34,9 @@ def sign(secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def line_event(kind: str, user: str = USER_A, ts: int | None = None, event_id: str | None = None,
-               **extra: Any) -> dict[str, Any]:
+def line_event(
+    kind: str, user: str = USER_A, ts: int | None = None, event_id: str | None = None, **extra: Any
+) -> dict[str, Any]:
     ev: dict[str, Any] = {
         "type": kind,
         "mode": "active",

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from tsunagu import wiring
 from tsunagu.domain.accounts import (
     AccountSettings,
@@ -13,23 +14,26 @@ from tsunagu.domain.accounts import (
     CreatedAccount,
 )
 from tsunagu.http import build_resolver
-from tsunagu.observability import logger, metrics
+from tsunagu.observability import logger, metrics, tracer
+
+tracing = tracer()
+accounts = wiring.account_service()
+friends = wiring.friend_query()
 
 app = build_resolver()
 AccountId = Annotated[str, Path(max_length=64)]
 
 
 def _auth(account_id: str):  # type: ignore[no-untyped-def]
-    account = wiring.account_service().authenticate(app.current_event.headers.get("authorization"), account_id)
+    account = accounts.authenticate(app.current_event.headers.get("authorization"), account_id)
     logger.append_keys(account_id=account_id)
     return account
 
 
 @app.post("/accounts", status_code=201)  # type: ignore[untyped-decorator]
 def create_account(settings: Annotated[AccountSettings, Body()]) -> CreatedAccount:
-    svc = wiring.account_service()
-    svc.check_operator(app.current_event.headers.get("authorization"), wiring.operator_key().value())
-    account, api_key = svc.create(settings)
+    accounts.check_operator(app.current_event.headers.get("authorization"), wiring.operator_key().value())
+    account, api_key = accounts.create(settings)
     metrics.add_metric(name="AccountsCreated", unit="Count", value=1)
     return CreatedAccount(**AccountView.of(account).model_dump(), api_key=api_key)
 
@@ -41,12 +45,12 @@ def get_account(account_id: AccountId) -> AccountView:
 
 @app.patch("/accounts/<account_id>")  # type: ignore[untyped-decorator]
 def patch_account(account_id: AccountId, patch: Annotated[AccountSettingsPatch, Body()]) -> AccountView:
-    return AccountView.of(wiring.account_service().update(_auth(account_id), patch))
+    return AccountView.of(accounts.update(_auth(account_id), patch))
 
 
 @app.put("/accounts/<account_id>/channel")  # type: ignore[untyped-decorator]
 def put_channel(account_id: AccountId, creds: Annotated[ChannelCredentials, Body()]) -> dict[str, Any]:
-    wiring.account_service().put_channel(_auth(account_id), creds.channel_secret, creds.access_token)
+    accounts.put_channel(_auth(account_id), creds.channel_secret, creds.access_token)
     return {"account_id": account_id, "channel_configured": True}
 
 
@@ -54,13 +58,13 @@ def put_channel(account_id: AccountId, creds: Annotated[ChannelCredentials, Body
 def list_friends(account_id: AccountId) -> dict[str, Any]:
     _auth(account_id)
     q = app.current_event.query_string_parameters or {}
-    return wiring.friend_query().page(account_id, q.get("limit"), q.get("after"))
+    return friends.page(account_id, q.get("limit"), q.get("after"))
 
 
 @app.get("/accounts/<account_id>/friends/<user_id>")  # type: ignore[untyped-decorator]
 def get_friend(account_id: AccountId, user_id: Annotated[str, Path(pattern=r"^U[0-9a-f]{32}$")]) -> dict[str, Any]:
     _auth(account_id)
-    return wiring.friend_query().one(account_id, user_id)
+    return friends.one(account_id, user_id)
 
 
 @app.get("/openapi.json")  # type: ignore[untyped-decorator]
@@ -72,5 +76,6 @@ def openapi() -> dict[str, Any]:
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 @metrics.log_metrics
+@tracing.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -8,8 +8,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
 from tsunagu import wiring
-from tsunagu.observability import logger, mask_user_id, metrics
+from tsunagu.observability import logger, mask_user_id, metrics, tracer
+
+tracing = tracer()
+friendships = wiring.friendship_service()
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -17,7 +21,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def record_handler(record: SQSRecord) -> str:
     msg = json.loads(record.body)
     event = msg["event"]
-    outcome = wiring.friendship_service().handle(msg["accountId"], event, int(msg.get("receivedAt", 0)))
+    outcome = friendships.handle(msg["accountId"], event, int(msg.get("receivedAt", 0)))
     logger.info(
         "friendship event",
         extra={
@@ -32,5 +36,6 @@ def record_handler(record: SQSRecord) -> str:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
+@tracing.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

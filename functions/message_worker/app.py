@@ -3,6 +3,7 @@ keyword and catch-all auto-responses; R-MSG-2). Idempotent on webhookEventId thr
 Powertools idempotency table, so a redelivered event never replies twice."""
 
 import json
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -12,22 +13,35 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+
 from tsunagu import wiring
 from tsunagu.config import get_settings
-from tsunagu.observability import logger, metrics
+from tsunagu.observability import logger, metrics, tracer
+
+tracing = tracer()
+replies = wiring.reply_service()
 
 processor = BatchProcessor(event_type=EventType.SQS)
-persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table_name)
 idempotency = IdempotencyConfig(event_key_jmespath="[accountId, event.webhookEventId]", expires_after_seconds=86_400)
 
 
-@idempotent_function(data_keyword_argument="msg", config=idempotency, persistence_store=persistence)
-def handle_event(msg: dict[str, Any]) -> str:
-    return wiring.reply_service().handle(msg["accountId"], msg["event"], int(msg.get("receivedAt", 0)))
+def reply_once(msg: dict[str, Any]) -> str:
+    return replies.handle(msg["accountId"], msg["event"], int(msg.get("receivedAt", 0)))
+
+
+@cache
+def idempotent_reply() -> Any:
+    # Built on first use: the persistence layer creates its DynamoDB client eagerly.
+    persistence = DynamoDBPersistenceLayer(
+        table_name=get_settings().idempotency_table_name, boto3_client=wiring.dynamodb_client()
+    )
+    return idempotent_function(data_keyword_argument="msg", config=idempotency, persistence_store=persistence)(
+        reply_once
+    )
 
 
 def record_handler(record: SQSRecord) -> str:
-    outcome = handle_event(msg=json.loads(record.body))
+    outcome = idempotent_reply()(msg=json.loads(record.body))
     logger.info("message event", extra={"outcome": outcome})
     metrics.add_metric(name=f"Reply_{outcome}", unit="Count", value=1)
     return outcome
@@ -35,6 +49,7 @@ def record_handler(record: SQSRecord) -> str:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
+@tracing.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

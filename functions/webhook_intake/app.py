@@ -9,7 +9,11 @@ from typing import Any
 
 from tsunagu import wiring
 from tsunagu.errors import DomainError
-from tsunagu.observability import logger, metrics
+from tsunagu.observability import logger, metrics, tracer
+
+tracing = tracer()
+# Built at init (clients included), so the first webhook pays no import or client set-up.
+intake = wiring.webhook_intake()
 
 
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -18,6 +22,7 @@ def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 @metrics.log_metrics
+@tracing.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     account_id = (event.get("pathParameters") or {}).get("accountId", "")
     raw = event.get("body") or ""
@@ -25,7 +30,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     logger.append_keys(account_id=account_id)
     try:
-        result = wiring.webhook_intake().accept(account_id, body, headers.get("x-line-signature"))
+        result = intake.accept(account_id, body, headers.get("x-line-signature"))
     except DomainError as e:
         logger.warning("webhook refused", extra={"code": e.code, "status": e.status})
         return _response(e.status, {"error": {"code": e.code, "message": e.message}})

@@ -29,8 +29,13 @@ class RunningStack:
     log: Path
 
     def client(self, service: str):  # type: ignore[no-untyped-def]
-        return boto3.client(service, endpoint_url=self.moto, region_name="ap-northeast-1",
-                            aws_access_key_id="local", aws_secret_access_key="local")
+        return boto3.client(
+            service,
+            endpoint_url=self.moto,
+            region_name="ap-northeast-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
@@ -44,13 +49,22 @@ class RunningStack:
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     ports = Ports.random()
     log = tmp_path_factory.mktemp("stack") / "stack.log"
-    env = {**os.environ, "TSUNAGU_PORT": str(ports.http), "TSUNAGU_SANDBOX_PORT": str(ports.sandbox),
-           "TSUNAGU_MOTO_PORT": str(ports.moto), "TSUNAGU_OPERATOR_KEY": OPERATOR_KEY,
-           "POWERTOOLS_METRICS_DISABLED": "true"}
+    env = {
+        **os.environ,
+        "TSUNAGU_PORT": str(ports.http),
+        "TSUNAGU_SANDBOX_PORT": str(ports.sandbox),
+        "TSUNAGU_MOTO_PORT": str(ports.moto),
+        "TSUNAGU_OPERATOR_KEY": OPERATOR_KEY,
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
     env.pop("AWS_ENDPOINT_URL", None)
     with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "tsunagu_local", "serve", "--log-level", "INFO"],
-                                stdout=fh, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tsunagu_local", "serve", "--log-level", "INFO"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     api = f"http://127.0.0.1:{ports.http}"
     try:
         deadline = time.monotonic() + 90
@@ -63,8 +77,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("local stack did not start:\n" + log.read_text(errors="replace")[-3000:])
             time.sleep(0.2)
-        yield RunningStack(api, f"http://127.0.0.1:{ports.sandbox}", f"http://127.0.0.1:{ports.moto}",
-                           ports.http, log)
+        yield RunningStack(api, f"http://127.0.0.1:{ports.sandbox}", f"http://127.0.0.1:{ports.moto}", ports.http, log)
     finally:
         proc.terminate()
         try:

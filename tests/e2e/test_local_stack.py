@@ -25,21 +25,38 @@ def new_user() -> str:
 def oa(local_stack: RunningStack) -> dict[str, Any]:
     """An account wired to a sandbox channel whose webhook points at tsunagu."""
     api, sb = local_stack.api, local_stack.sandbox
-    r = request("POST", f"{api}/accounts", {"name": "e2e shop", "greeting": "ようこそ！",
-                                            "auto_responses": [{"keywords": ["営業時間"], "reply": "9時から21時"}]},
-                headers={"Authorization": f"Bearer {OPERATOR_KEY}"})
+    r = request(
+        "POST",
+        f"{api}/accounts",
+        {
+            "name": "e2e shop",
+            "greeting": "ようこそ！",
+            "auto_responses": [{"keywords": ["営業時間"], "reply": "9時から21時"}],
+        },
+        headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
+    )
     assert r.status == 201, r.text
     aid, key = r.json["account_id"], r.json["api_key"]
     ch = request("POST", f"{sb}/_sandbox/channels", {"webhookUrl": f"{api}/line/{aid}/webhook"}).json
     auth = {"Authorization": f"Bearer {key}"}
-    assert request("PUT", f"{api}/accounts/{aid}/channel",
-                   {"channel_secret": ch["channelSecret"], "access_token": ch["accessToken"]}, headers=auth).status == 200
+    assert (
+        request(
+            "PUT",
+            f"{api}/accounts/{aid}/channel",
+            {"channel_secret": ch["channelSecret"], "access_token": ch["accessToken"]},
+            headers=auth,
+        ).status
+        == 200
+    )
     return {"id": aid, "auth": auth, "channel": ch, "key": key}
 
 
 def send(local_stack: RunningStack, oa: dict[str, Any], *events: dict[str, Any], **opts: Any) -> dict[str, Any]:
-    r = request("POST", f"{local_stack.sandbox}/_sandbox/channels/{oa['channel']['channelId']}/webhooks",
-                {"events": list(events), **opts})
+    r = request(
+        "POST",
+        f"{local_stack.sandbox}/_sandbox/channels/{oa['channel']['channelId']}/webhooks",
+        {"events": list(events), **opts},
+    )
     assert r.status == 200, r.text
     return r.json
 
@@ -71,8 +88,15 @@ def test_follow_records_the_friend_and_the_greeting_reaches_the_sandbox(local_st
 
 def test_keyword_message_gets_the_auto_response(local_stack, oa):
     user = new_user()
-    w = send(local_stack, oa, {"type": "message", "source": {"type": "user", "userId": user},
-                               "message": {"type": "text", "text": "営業時間"}})
+    w = send(
+        local_stack,
+        oa,
+        {
+            "type": "message",
+            "source": {"type": "user", "userId": user},
+            "message": {"type": "text", "text": "営業時間"},
+        },
+    )
     local_stack.drain()
     token = w["events"][0]["replyToken"]
     calls = request("GET", f"{local_stack.sandbox}/_sandbox/calls?path=/v2/bot/message/reply").json["calls"]
@@ -83,10 +107,18 @@ def test_keyword_message_gets_the_auto_response(local_stack, oa):
 def test_duplicate_and_out_of_order_deliveries_through_real_polling(local_stack, oa):
     user = new_user()
     now = int(time.time() * 1000)
-    follow = {"type": "follow", "source": {"type": "user", "userId": user}, "timestamp": now - 5000,
-              "webhookEventId": "01HZZZZZZZZZZZZZZZZZZFOLLOW" + user[-4:].upper()}
-    unfollow = {"type": "unfollow", "source": {"type": "user", "userId": user}, "timestamp": now,
-                "webhookEventId": "01HZZZZZZZZZZZZZZZZZUNFOLLW" + user[-4:].upper()}
+    follow = {
+        "type": "follow",
+        "source": {"type": "user", "userId": user},
+        "timestamp": now - 5000,
+        "webhookEventId": "01HZZZZZZZZZZZZZZZZZZFOLLOW" + user[-4:].upper(),
+    }
+    unfollow = {
+        "type": "unfollow",
+        "source": {"type": "user", "userId": user},
+        "timestamp": now,
+        "webhookEventId": "01HZZZZZZZZZZZZZZZZZUNFOLLW" + user[-4:].upper(),
+    }
     send(local_stack, oa, unfollow)
     send(local_stack, oa, follow)  # older, arrives late
     send(local_stack, oa, unfollow, redelivery=True)  # LINE redelivers
@@ -100,8 +132,12 @@ def test_duplicate_and_out_of_order_deliveries_through_real_polling(local_stack,
 
 def test_forged_webhook_is_401_and_enqueues_nothing(local_stack, oa):
     user = new_user()
-    w = send(local_stack, oa, {"type": "follow", "source": {"type": "user", "userId": user}},
-             signature="GhRKmvmHys4Pi8DxkF4+EayaH0OqtJtaZxgTD9fMDLs=")
+    w = send(
+        local_stack,
+        oa,
+        {"type": "follow", "source": {"type": "user", "userId": user}},
+        signature="GhRKmvmHys4Pi8DxkF4+EayaH0OqtJtaZxgTD9fMDLs=",
+    )
     assert w["status"] == 401
     local_stack.drain()
     r = request("GET", f"{local_stack.api}/accounts/{oa['id']}/friends/{user}", headers=oa["auth"])
@@ -112,8 +148,9 @@ def test_wrong_key_is_401_and_other_accounts_are_404_over_http(local_stack, oa):
     api = local_stack.api
     assert request("GET", f"{api}/accounts/{oa['id']}").status == 401
     assert request("GET", f"{api}/accounts/{oa['id']}", headers={"Authorization": "Bearer x"}).status == 401
-    other = request("POST", f"{api}/accounts", {"name": "other"},
-                    headers={"Authorization": f"Bearer {OPERATOR_KEY}"}).json["account_id"]
+    other = request(
+        "POST", f"{api}/accounts", {"name": "other"}, headers={"Authorization": f"Bearer {OPERATOR_KEY}"}
+    ).json["account_id"]
     r = request("GET", f"{api}/accounts/{other}", headers=oa["auth"])
     assert (r.status, r.json["error"]["code"]) == (404, "not_found")
 
@@ -122,32 +159,53 @@ def test_poison_record_ends_in_the_dlq_while_the_rest_of_the_batch_succeeds(loca
     sqs = local_stack.client("sqs")
     urls = {u.rsplit("-", 1)[-1]: u for u in sqs.list_queues()["QueueUrls"]}
     user = new_user()
-    good = {"accountId": oa["id"], "receivedAt": 0,
-            "event": {"type": "follow", "timestamp": 1, "webhookEventId": "01HPOISONTESTGOOD" + user[-9:].upper(),
-                      "source": {"type": "user", "userId": user}}}
-    sqs.send_message_batch(QueueUrl=urls["FriendshipQueue"], Entries=[
-        {"Id": "poison", "MessageBody": "{this is not json"},
-        {"Id": "good", "MessageBody": json.dumps(good)},
-    ])
+    good = {
+        "accountId": oa["id"],
+        "receivedAt": 0,
+        "event": {
+            "type": "follow",
+            "timestamp": 1,
+            "webhookEventId": "01HPOISONTESTGOOD" + user[-9:].upper(),
+            "source": {"type": "user", "userId": user},
+        },
+    }
+    sqs.send_message_batch(
+        QueueUrl=urls["FriendshipQueue"],
+        Entries=[
+            {"Id": "poison", "MessageBody": "{this is not json"},
+            {"Id": "good", "MessageBody": json.dumps(good)},
+        ],
+    )
     local_stack.drain(timeout=60)
     r = request("GET", f"{local_stack.api}/accounts/{oa['id']}/friends/{user}", headers=oa["auth"])
     assert r.json["state"] == "friend"
     dlq = sqs.receive_message(QueueUrl=urls["FriendshipDLQ"], MaxNumberOfMessages=10, AttributeNames=["All"])
     bodies = [m["Body"] for m in dlq.get("Messages", [])]
     assert "{this is not json" in bodies
-    receives = [int(m["Attributes"]["ApproximateReceiveCount"]) for m in dlq["Messages"]
-                if m["Body"] == "{this is not json"]
+    receives = [
+        int(m["Attributes"]["ApproximateReceiveCount"]) for m in dlq["Messages"] if m["Body"] == "{this is not json"
+    ]
     assert receives[0] >= 5  # tried maxReceiveCount times before the redrive
 
 
 def test_schedule_runs_on_demand_by_name(local_stack, oa):
     env = {**os.environ, "TSUNAGU_PORT": str(local_stack.port)}
-    out = subprocess.run([sys.executable, "-m", "tsunagu_local", "invoke", "FriendStatsFunction"],
-                         capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "tsunagu_local", "invoke", "FriendStatsFunction"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["result"]["accounts"] >= 1
-    bad = subprocess.run([sys.executable, "-m", "tsunagu_local", "invoke", "WebhookIntakeFunction"],
-                         capture_output=True, text=True, env=env, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "tsunagu_local", "invoke", "WebhookIntakeFunction"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert bad.returncode == 1
 
 

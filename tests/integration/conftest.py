@@ -41,8 +41,9 @@ class Api:
         self.routes = [Route(m, p, fn) for fn in self.functions.values() for m, p in fn.spec.http_routes]
         self.routes.sort(key=lambda r: r.priority)
 
-    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-             raw: bytes | None = None) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None
+    ) -> tuple[int, Any]:
         hdrs = {k.lower(): v for k, v in (headers or {}).items()}
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
         if data:

@@ -75,11 +75,14 @@ def test_a_key_is_401_when_its_secret_part_is_wrong(api):
 
 
 def test_another_accounts_resource_is_404(api):
-    a, auth_a, _ = create(api, name="A")
+    _a, auth_a, _ = create(api, name="A")
     b, _, _ = create(api, name="B")
-    for method, path, body in [("GET", f"/accounts/{b}", None), ("PATCH", f"/accounts/{b}", {"plan": "light"}),
-                               ("PUT", f"/accounts/{b}/channel", {"channel_secret": SECRET, "access_token": TOKEN}),
-                               ("GET", f"/accounts/{b}/friends", None)]:
+    for method, path, body in [
+        ("GET", f"/accounts/{b}", None),
+        ("PATCH", f"/accounts/{b}", {"plan": "light"}),
+        ("PUT", f"/accounts/{b}/channel", {"channel_secret": SECRET, "access_token": TOKEN}),
+        ("GET", f"/accounts/{b}/friends", None),
+    ]:
         status, out = api.call(method, path, body, auth_a)
         assert status == 404, (method, path, out)
         assert out["error"]["code"] == "not_found"
@@ -87,8 +90,12 @@ def test_another_accounts_resource_is_404(api):
 
 def test_patch_changes_settings_and_bad_values_change_nothing(api):
     aid, auth, _ = create(api)
-    status, body = api.call("PATCH", f"/accounts/{aid}", {"greeting": "ようこそ", "account_type": "verified",
-                                                         "certified_provider": True}, auth)
+    status, body = api.call(
+        "PATCH",
+        f"/accounts/{aid}",
+        {"greeting": "ようこそ", "account_type": "verified", "certified_provider": True},
+        auth,
+    )
     assert status == 200
     assert body["settings"]["greeting"] == "ようこそ"
     assert body["settings"]["account_type"] == "verified"
@@ -107,7 +114,7 @@ def test_patch_with_unknown_field_is_refused(api):
 
 def test_channel_credentials_go_to_secrets_manager_never_the_table_or_logs(api, stack, capsys):
     aid, auth, _ = create(api)
-    status, body = api.call("PUT", f"/accounts/{aid}/channel", {"channel_secret": SECRET, "access_token": TOKEN}, auth)
+    status, _body = api.call("PUT", f"/accounts/{aid}/channel", {"channel_secret": SECRET, "access_token": TOKEN}, auth)
     assert status == 200
     stored = boto3.client("secretsmanager").get_secret_value(SecretId=f"tsunagu/dev/accounts/{aid}/channel")
     assert json.loads(stored["SecretString"]) == {"channelSecret": SECRET, "accessToken": TOKEN}
@@ -126,8 +133,9 @@ def test_channel_credentials_go_to_secrets_manager_never_the_table_or_logs(api, 
 
 def test_invalid_channel_credentials_are_422_and_do_not_echo_the_input(api):
     aid, auth, _ = create(api)
-    status, body = api.call("PUT", f"/accounts/{aid}/channel", {"channel_secret": "NOT-HEX-SECRET-VALUE",
-                                                                "access_token": TOKEN}, auth)
+    status, body = api.call(
+        "PUT", f"/accounts/{aid}/channel", {"channel_secret": "NOT-HEX-SECRET-VALUE", "access_token": TOKEN}, auth
+    )
     assert status == 422
     assert "NOT-HEX-SECRET-VALUE" not in json.dumps(body)
     assert TOKEN not in json.dumps(body)

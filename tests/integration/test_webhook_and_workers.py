@@ -26,8 +26,14 @@ def account(api) -> tuple[str, dict[str, str]]:
     return body["account_id"], auth
 
 
-def post_webhook(api, account_id: str, body: bytes, signature: str | None = "auto", header: str = "x-line-signature",
-                 base64_body: bool = False) -> tuple[int, Any]:
+def post_webhook(
+    api,
+    account_id: str,
+    body: bytes,
+    signature: str | None = "auto",
+    header: str = "x-line-signature",
+    base64_body: bool = False,
+) -> tuple[int, Any]:
     headers = {"content-type": "application/json; charset=utf-8"}
     if signature == "auto":
         signature = sign(SECRET, body)
@@ -35,8 +41,11 @@ def post_webhook(api, account_id: str, body: bytes, signature: str | None = "aut
         headers[header] = signature
     fn = api.functions["WebhookIntakeFunction"]
     event = {
-        "version": "2.0", "routeKey": "POST /line/{accountId}/webhook", "rawPath": f"/line/{account_id}/webhook",
-        "headers": headers, "pathParameters": {"accountId": account_id},
+        "version": "2.0",
+        "routeKey": "POST /line/{accountId}/webhook",
+        "rawPath": f"/line/{account_id}/webhook",
+        "headers": headers,
+        "pathParameters": {"accountId": account_id},
         "requestContext": {"requestId": "r1", "http": {"method": "POST"}},
         "body": base64.b64encode(body).decode() if base64_body else body.decode(errors="replace"),
         "isBase64Encoded": base64_body,
@@ -64,9 +73,13 @@ def all_queued(stack) -> int:
 
 def test_signed_webhook_fans_out_one_message_per_event_by_kind(api, stack, account):
     aid, _ = account
-    body = webhook_body(line_event("follow"), line_event("message", message={"type": "text", "text": "hi"}),
-                        line_event("accountLink", link={"result": "ok", "nonce": "n"}),
-                        line_event("delivery", delivery={"data": "tag"}), line_event("brandNewEventType"))
+    body = webhook_body(
+        line_event("follow"),
+        line_event("message", message={"type": "text", "text": "hi"}),
+        line_event("accountLink", link={"result": "ok", "nonce": "n"}),
+        line_event("delivery", delivery={"data": "tag"}),
+        line_event("brandNewEventType"),
+    )
     status, out = post_webhook(api, aid, body)
     assert (status, out) == (200, {"accepted": 5})
     queued = {q: [json.loads(m["Body"])["event"]["type"] for m in drain(stack, q)] for q in stack.queue_urls}
@@ -138,10 +151,22 @@ def test_account_without_channel_credentials_is_404(api, stack):
 
 def sqs_event(stack, messages: list[dict[str, Any]]) -> dict[str, Any]:
     arn = stack.resolver.attrs[("FriendshipQueue", "Arn")]
-    return {"Records": [{"messageId": f"m{i}", "receiptHandle": f"h{i}", "body": json.dumps(m),
-                         "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-                         "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": arn,
-                         "awsRegion": "ap-northeast-1"} for i, m in enumerate(messages)]}
+    return {
+        "Records": [
+            {
+                "messageId": f"m{i}",
+                "receiptHandle": f"h{i}",
+                "body": json.dumps(m),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": "ap-northeast-1",
+            }
+            for i, m in enumerate(messages)
+        ]
+    }
 
 
 def friendship(api, stack, aid: str, *events: dict[str, Any]) -> dict[str, Any]:

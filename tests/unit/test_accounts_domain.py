@@ -45,9 +45,15 @@ def test_patch_can_clear_the_greeting():
 
 @pytest.mark.parametrize(
     "doc",
-    [{"plan": "gold"}, {"account_type": "super"}, {"unknown_field": 1}, {"greeting": ""},
-     {"auto_responses": [{"keywords": [], "reply": "x"}]}, {"link_policy": {"accepted": [[]]}},
-     {"link_policy": {"accepted": [["fingerprint"]]}}],
+    [
+        {"plan": "gold"},
+        {"account_type": "super"},
+        {"unknown_field": 1},
+        {"greeting": ""},
+        {"auto_responses": [{"keywords": [], "reply": "x"}]},
+        {"link_policy": {"accepted": [[]]}},
+        {"link_policy": {"accepted": [["fingerprint"]]}},
+    ],
 )
 def test_invalid_settings_are_refused(doc):
     with pytest.raises(ValidationError):

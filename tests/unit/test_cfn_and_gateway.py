@@ -11,8 +11,10 @@ def test_template_loads_with_short_tags_and_names_every_function_route():
     t = load_template(TEMPLATE)
     routes = {
         (e["Properties"]["Method"], e["Properties"]["Path"])
-        for r in t["Resources"].values() if r["Type"] == "AWS::Serverless::Function"
-        for e in r["Properties"].get("Events", {}).values() if e["Type"] == "HttpApi"
+        for r in t["Resources"].values()
+        if r["Type"] == "AWS::Serverless::Function"
+        for e in r["Properties"].get("Events", {}).values()
+        if e["Type"] == "HttpApi"
     }
     assert ("POST", "/line/{accountId}/webhook") in routes
     assert ("POST", "/accounts") in routes
@@ -36,8 +38,16 @@ def test_more_specific_routes_win():
 
 def test_v2_event_carries_path_params_and_base64_for_binary_bodies():
     r = Route("POST", "/line/{accountId}/webhook", None)  # type: ignore[arg-type]
-    ev = build_v2_event("POST", "/line/a/webhook", "x=1&x=2", {"content-type": "application/octet-stream"},
-                        b"\x00\x01", r, {"accountId": "a"}, "127.0.0.1")
+    ev = build_v2_event(
+        "POST",
+        "/line/a/webhook",
+        "x=1&x=2",
+        {"content-type": "application/octet-stream"},
+        b"\x00\x01",
+        r,
+        {"accountId": "a"},
+        "127.0.0.1",
+    )
     assert ev["version"] == "2.0"
     assert ev["routeKey"] == "POST /line/{accountId}/webhook"
     assert ev["pathParameters"] == {"accountId": "a"}

@@ -58,8 +58,15 @@ def test_empty_events_is_a_valid_webhook():
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", b'{"events": []}', b'{"destination": "U1", "events": {}}',
-     b'{"destination": "U1", "events": [{"no": "type"}]}', b'{"destination": "U1", "events": [1]}', b"\xff\xfe"],
+    [
+        b"not json",
+        b"[]",
+        b'{"events": []}',
+        b'{"destination": "U1", "events": {}}',
+        b'{"destination": "U1", "events": [{"no": "type"}]}',
+        b'{"destination": "U1", "events": [1]}',
+        b"\xff\xfe",
+    ],
 )
 def test_a_body_that_is_not_a_line_webhook_is_a_bad_request(body):
     with pytest.raises(BadRequest) as e:
@@ -69,9 +76,16 @@ def test_a_body_that_is_not_a_line_webhook_is_a_bad_request(body):
 
 @pytest.mark.parametrize(
     ("kind", "route"),
-    [("follow", "friendship"), ("unfollow", "friendship"), ("message", "message"), ("postback", "message"),
-     ("accountLink", "account_link"), ("delivery", "delivery"), ("membership", "other"),
-     ("somethingLineAddsNextYear", "other")],
+    [
+        ("follow", "friendship"),
+        ("unfollow", "friendship"),
+        ("message", "message"),
+        ("postback", "message"),
+        ("accountLink", "account_link"),
+        ("delivery", "delivery"),
+        ("membership", "other"),
+        ("somethingLineAddsNextYear", "other"),
+    ],
 )
 def test_events_are_routed_by_kind_and_unknown_kinds_are_kept(kind, route):
     assert route_of({"type": kind}) == route

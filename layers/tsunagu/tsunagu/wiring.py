@@ -7,6 +7,12 @@ from functools import lru_cache
 from tsunagu.config import get_settings
 
 
+def dynamodb_client():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.aws import client
+
+    return client("dynamodb")
+
+
 @lru_cache(maxsize=1)
 def account_store():  # type: ignore[no-untyped-def]
     from tsunagu.adapters.dynamodb import DynamoAccountStore
@@ -107,3 +113,7 @@ def reset() -> None:
     ):
         f.cache_clear()
     get_settings.cache_clear()
+    from tsunagu.adapters import aws
+
+    aws.client.cache_clear()
+    aws.session.cache_clear()

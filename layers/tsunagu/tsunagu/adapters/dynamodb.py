@@ -31,10 +31,17 @@ def _condition_failed(e: ClientError) -> bool:
     return e.response["Error"]["Code"] in ("ConditionalCheckFailedException", "TransactionCanceledException")
 
 
-class DynamoAccountStore:
+class _Repository:
+    table: str
+
+    @property
+    def db(self) -> Any:
+        return client("dynamodb")
+
+
+class DynamoAccountStore(_Repository):
     def __init__(self, table: str):
         self.table = table
-        self.db = client("dynamodb")
 
     def create(self, account: Account, api_key_hash: str) -> None:
         created = account.created_at.isoformat()
@@ -129,7 +136,7 @@ def _account(d: dict[str, Any]) -> Account:
     )
 
 
-class DynamoFriendStore:
+class DynamoFriendStore(_Repository):
     """Friend state with exactly-once application per webhookEventId.
 
     One TransactWriteItems holds: the event marker (must not exist), the friend item
@@ -138,7 +145,6 @@ class DynamoFriendStore:
 
     def __init__(self, table: str, marker_ttl_seconds: int = 7 * 86_400):
         self.table = table
-        self.db = client("dynamodb")
         self.marker_ttl = marker_ttl_seconds
 
     def get(self, account_id: str, user_id: str) -> FriendSnapshot | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tsunagu.adapters.aws import client
 from tsunagu.domain.webhook import batches
 from tsunagu.errors import UpstreamError
@@ -10,7 +12,10 @@ from tsunagu.errors import UpstreamError
 class SqsEventQueues:
     def __init__(self, urls: dict[str, str]):
         self.urls = urls
-        self.sqs = client("sqs")
+
+    @property
+    def sqs(self) -> Any:
+        return client("sqs")
 
     def send(self, route: str, bodies: list[str]) -> int:
         calls = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -16,7 +17,10 @@ class SecretsManagerChannelSecrets:
         self.prefix = prefix
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, dict[str, str] | None]] = {}
-        self.sm = client("secretsmanager")
+
+    @property
+    def sm(self) -> Any:
+        return client("secretsmanager")
 
     def _name(self, account_id: str) -> str:
         return f"{self.prefix}/accounts/{account_id}/channel"

@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from tsunagu.domain.accounts import is_account_id
+from tsunagu.domain.ids import is_account_id
 from tsunagu.domain.webhook import build_entries, parse_envelope, verify_signature
 from tsunagu.errors import NotFound, PayloadTooLarge
 from tsunagu.ports import ChannelSecrets, EventQueues
