@@ -10,7 +10,10 @@ import hmac
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 # No test may reach real AWS, whatever the developer's shell holds.
 for _k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
@@ -51,3 +54,14 @@ def line_event(
 
 def webhook_body(*events: dict[str, Any]) -> bytes:
     return json.dumps({"destination": DESTINATION, "events": list(events)}).encode()
+
+
+def pytest_collection_finish(session) -> None:  # type: ignore[no-untyped-def]
+    """A full run must collect tests from every level: an empty level fails loudly."""
+    if session.config.option.keyword or session.config.option.markexpr:
+        return  # a deliberate selection
+    if any(Path(str(a)).resolve() != Path(__file__).parent for a in session.config.args):
+        return  # a run of part of the suite
+    for level in ("unit", "integration", "e2e"):
+        if not any(f"tests/{level}/" in item.nodeid for item in session.items):
+            pytest.exit(f"no tests collected from tests/{level}: refusing to pass silently", returncode=5)

@@ -13,7 +13,7 @@ from tsunagu.domain.accounts import (
     ChannelCredentials,
     CreatedAccount,
 )
-from tsunagu.http import build_resolver
+from tsunagu.http import build_resolver, openapi_document
 from tsunagu.observability import logger, metrics, tracer
 
 tracing = tracer()
@@ -69,9 +69,7 @@ def get_friend(account_id: AccountId, user_id: Annotated[str, Path(pattern=r"^U[
 
 @app.get("/openapi.json")  # type: ignore[untyped-decorator]
 def openapi() -> dict[str, Any]:
-    return app.get_openapi_schema(title="tsunagu", version="0.1.0").model_dump(
-        mode="json", by_alias=True, exclude_none=True
-    )  # type: ignore[no-any-return]
+    return openapi_document(app)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)

@@ -15,8 +15,7 @@ def document() -> dict[str, object]:
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    schema = mod.app.get_openapi_schema(title="tsunagu", version="0.1.0")
-    doc: dict[str, object] = schema.model_dump(mode="json", by_alias=True, exclude_none=True)
+    doc: dict[str, object] = mod.openapi()
     return doc
 
 

@@ -3,10 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from tsunagu.domain.accounts import (
-    AccountSettings,
-    AccountSettingsPatch,
-    ChannelCredentials,
+from tsunagu.domain.accounts import AccountSettings, AccountSettingsPatch, ChannelCredentials
+from tsunagu.domain.ids import (
     api_key_account,
     api_key_matches,
     hash_api_key,

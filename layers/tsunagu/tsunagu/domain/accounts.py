@@ -12,15 +12,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from tsunagu.domain.ids import (  # noqa: F401 - re-exported for callers
-    api_key_account,
-    api_key_matches,
-    hash_api_key,
-    is_account_id,
-    new_account_id,
-    new_api_key,
-)
-
 
 class Plan(StrEnum):
     """R-PLAN-1."""

@@ -8,10 +8,8 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tsunagu.domain.accounts import (
-    Account,
-    AccountSettings,
-    AccountSettingsPatch,
+from tsunagu.domain.accounts import Account, AccountSettings, AccountSettingsPatch
+from tsunagu.domain.ids import (
     api_key_account,
     api_key_matches,
     hash_api_key,
