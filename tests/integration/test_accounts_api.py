@@ -151,3 +151,17 @@ def test_openapi_document_is_served(api):
     status, doc = api.call("GET", "/openapi.json")
     assert status == 200
     assert "/accounts" in doc["paths"]
+
+
+def test_a_form_encoded_body_is_415_not_a_validation_error(api, stack):
+    status, body = api.call(
+        "POST", "/accounts", raw=b'{"name": "x"}', headers={**OP, "content-type": "application/x-www-form-urlencoded"}
+    )
+    assert status == 415
+    assert body["error"]["code"] == "unsupported_media_type"
+    assert scan_all(stack) == []
+
+
+def test_a_json_body_without_content_type_is_accepted(api):
+    status, _ = api.call("POST", "/accounts", raw=b'{"name": "x"}', headers={**OP, "content-type": ""})
+    assert status == 201

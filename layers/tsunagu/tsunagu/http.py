@@ -31,6 +31,14 @@ def _validation_details(errors: Any) -> list[dict[str, Any]]:
     return [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in errors]
 
 
+def _not_json(app: APIGatewayHttpResolver) -> bool:
+    """True when a body was sent with a content-type that is not JSON (a missing
+    content-type is read as JSON, as curl users expect)."""
+    event = app.current_event
+    ctype = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
+    return bool(event.body) and bool(ctype) and not ctype.endswith("json")
+
+
 def build_resolver() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
 
@@ -40,6 +48,8 @@ def build_resolver() -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid(e: RequestValidationError) -> Response[str]:
+        if _not_json(app):
+            return error_response(415, "unsupported_media_type", "send the body as application/json")
         errors = e.errors()
         body_unparseable = any(err.get("type") == "json_invalid" for err in errors)
         if body_unparseable:

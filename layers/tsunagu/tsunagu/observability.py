@@ -5,11 +5,15 @@ The X-Ray tracer costs ~0.6 s of cold start, so it is imported only when TRACING
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
 from tsunagu.config import get_settings
+
+# A request that emits no business metric is normal here; don't warn about it on every call.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger(utc=True)
 metrics = Metrics()
