@@ -2,6 +2,7 @@
 
 from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -19,9 +20,11 @@ from tsunagu.observability import logger, metrics, tracer
 tracing = tracer()
 accounts = wiring.account_service()
 friends = wiring.friend_query()
+chats = wiring.chat_export()
 
 app = build_resolver()
 AccountId = Annotated[str, Path(max_length=64)]
+UserId = Annotated[str, Path(pattern=r"^U[0-9a-f]{32}$")]
 
 
 def _auth(account_id: str):  # type: ignore[no-untyped-def]
@@ -62,9 +65,35 @@ def list_friends(account_id: AccountId) -> dict[str, Any]:
 
 
 @app.get("/accounts/<account_id>/friends/<user_id>")  # type: ignore[untyped-decorator]
-def get_friend(account_id: AccountId, user_id: Annotated[str, Path(pattern=r"^U[0-9a-f]{32}$")]) -> dict[str, Any]:
+def get_friend(account_id: AccountId, user_id: UserId) -> dict[str, Any]:
     _auth(account_id)
     return friends.one(account_id, user_id)
+
+
+def _csv(export: tuple[str, str | None, int], name: str) -> Response[str]:
+    body, cursor, rows = export
+    headers = {"Content-Disposition": f'attachment; filename="{name}.csv"', "X-Row-Count": str(rows)}
+    if cursor:
+        headers["X-Next-Cursor"] = cursor
+    return Response(status_code=200, content_type="text/csv; charset=utf-8", body=body, headers=headers)
+
+
+@app.get("/accounts/<account_id>/chats")  # type: ignore[untyped-decorator]
+def export_all_chats(account_id: AccountId) -> Response[str]:
+    """All users' 1:1 history as CSV (R-HIST-1). Query: since, until (JST dates), limit, cursor."""
+    _auth(account_id)
+    q = app.current_event.query_string_parameters or {}
+    export = chats.export(account_id, None, q.get("since"), q.get("until"), q.get("limit"), q.get("cursor"))
+    return _csv(export, f"chats-{account_id}")
+
+
+@app.get("/accounts/<account_id>/chats/<user_id>")  # type: ignore[untyped-decorator]
+def export_user_chats(account_id: AccountId, user_id: UserId) -> Response[str]:
+    """One user's 1:1 history as CSV (R-HIST-1). Query: since, until (JST dates), limit, cursor."""
+    _auth(account_id)
+    q = app.current_event.query_string_parameters or {}
+    export = chats.export(account_id, user_id, q.get("since"), q.get("until"), q.get("limit"), q.get("cursor"))
+    return _csv(export, f"chats-{account_id}-{user_id}")
 
 
 @app.get("/openapi.json")  # type: ignore[untyped-decorator]

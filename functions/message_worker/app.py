@@ -1,6 +1,7 @@
-"""SQS consumer: message, postback and follow events that earn a free reply (greeting,
-keyword and catch-all auto-responses; R-MSG-2). Idempotent on webhookEventId through the
-Powertools idempotency table, so a redelivered event never replies twice."""
+"""SQS consumer: message, postback and unsend events. Archives inbound 1:1 messages and the
+replies sent (R-HIST-1); answers keyword and catch-all auto-responses with the free reply API
+(R-MSG-2). Idempotent on webhookEventId through the Powertools idempotency table, so a
+redelivered event never replies twice."""
 
 import json
 from functools import cache
@@ -19,31 +20,31 @@ from tsunagu.config import get_settings
 from tsunagu.observability import logger, metrics, tracer
 
 tracing = tracer()
-replies = wiring.reply_service()
+messages = wiring.message_service()
 
 processor = BatchProcessor(event_type=EventType.SQS)
 idempotency = IdempotencyConfig(event_key_jmespath="[accountId, event.webhookEventId]", expires_after_seconds=86_400)
 
 
-def reply_once(msg: dict[str, Any]) -> str:
-    return replies.handle(msg["accountId"], msg["event"], int(msg.get("receivedAt", 0)))
+def handle_once(msg: dict[str, Any]) -> str:
+    return messages.handle(msg["accountId"], msg["event"], int(msg.get("receivedAt", 0)))
 
 
 @cache
-def idempotent_reply() -> Any:
+def idempotent_handle() -> Any:
     # Built on first use: the persistence layer creates its DynamoDB client eagerly.
     persistence = DynamoDBPersistenceLayer(
         table_name=get_settings().idempotency_table_name, boto3_client=wiring.dynamodb_client()
     )
     return idempotent_function(data_keyword_argument="msg", config=idempotency, persistence_store=persistence)(
-        reply_once
+        handle_once
     )
 
 
 def record_handler(record: SQSRecord) -> str:
-    outcome = idempotent_reply()(msg=json.loads(record.body))
+    outcome = idempotent_handle()(msg=json.loads(record.body))
     logger.info("message event", extra={"outcome": outcome})
-    metrics.add_metric(name=f"Reply_{outcome}", unit="Count", value=1)
+    metrics.add_metric(name=f"Message_{outcome}", unit="Count", value=1)
     return outcome
 
 

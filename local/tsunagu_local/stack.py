@@ -118,6 +118,8 @@ class LocalStack:
                 "AWS_REGION": REGION,
                 "TSUNAGU_OPERATOR_KEY": self.operator_key,
                 "POWERTOOLS_METRICS_DISABLED": "false" if self.metrics else "true",
+                # Forward targets on this machine are loopback addresses: let the SSRF guard allow them.
+                "TSUNAGU_ALLOW_PRIVATE_FORWARD": "true",
             }
         )
         self.stack = create_resources(params={"LineApiBaseUrl": self.sandbox_url, "LogLevel": self.log_level})

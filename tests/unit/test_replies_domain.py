@@ -2,7 +2,7 @@
 
 from tests.conftest import line_event
 from tsunagu.domain.accounts import AccountSettings, AutoResponse
-from tsunagu.domain.replies import REPLY_EVENT_MAX_AGE_MS, REPLY_TOKEN_MAX_AGE_MS, can_reply, reply_text_for
+from tsunagu.domain.replies import REPLY_EVENT_MAX_AGE_MS, REPLY_TOKEN_MAX_AGE_MS, can_reply, reply_for
 
 SETTINGS = AccountSettings(
     name="shop",
@@ -15,12 +15,25 @@ SETTINGS = AccountSettings(
 )
 
 
+def reply_text_for(settings, event):
+    r = reply_for(settings, event)
+    return r.text if r else None
+
+
 def text(t: str) -> dict:
     return line_event("message", message={"type": "text", "text": t, "id": "1"}, replyToken="r")
 
 
 def test_follow_earns_the_greeting():
-    assert reply_text_for(SETTINGS, line_event("follow")) == "ようこそ"
+    r = reply_for(SETTINGS, line_event("follow"))
+    assert r is not None
+    assert (r.text, r.origin) == ("ようこそ", "greeting")
+
+
+def test_keyword_reply_is_marked_as_an_auto_response():
+    r = reply_for(SETTINGS, text("営業時間"))
+    assert r is not None
+    assert r.origin == "auto_response"
 
 
 def test_exact_keyword_matches_ignoring_width_and_case():

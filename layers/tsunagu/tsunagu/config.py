@@ -20,9 +20,12 @@ class Settings:
     account_link_queue_url: str
     delivery_queue_url: str
     other_events_queue_url: str
+    forward_queue_url: str
     operator_key_secret_id: str
     # Local mode only: the operator key comes straight from the environment.
     local_operator_key: str | None
+    # Local stack only: forwarding to loopback/private addresses (the SSRF guard's exception).
+    allow_private_forwarding: bool = False
     # How long a channel secret stays cached in a warm function (seconds).
     secret_cache_seconds: int = 300
     # Largest webhook body accepted (LINE's own request limit is far below this).
@@ -43,6 +46,8 @@ class Settings:
             account_link_queue_url=e.get("ACCOUNT_LINK_QUEUE_URL", ""),
             delivery_queue_url=e.get("DELIVERY_QUEUE_URL", ""),
             other_events_queue_url=e.get("OTHER_EVENTS_QUEUE_URL", ""),
+            forward_queue_url=e.get("FORWARD_QUEUE_URL", ""),
+            allow_private_forwarding=e.get("TSUNAGU_ALLOW_PRIVATE_FORWARD", "false").lower() == "true",
             operator_key_secret_id=e.get("OPERATOR_KEY_SECRET_ID", ""),
             local_operator_key=e.get("TSUNAGU_OPERATOR_KEY") or None,
             secret_cache_seconds=int(e.get("SECRET_CACHE_SECONDS", "300")),

@@ -45,9 +45,38 @@ def webhook_event(account_id: str, webhook_event_id: str) -> dict[str, str]:
     return {"PK": f"ACCOUNT#{account_id}", "SK": f"EVENT#{webhook_event_id}"}
 
 
+def chat_partition(account_id: str, user_id: str) -> str:
+    return f"ACCOUNT#{account_id}#CHAT#{user_id}"
+
+
+CHAT_SK_PREFIX = "MSG#"
+
+
 def chat_message(account_id: str, user_id: str, timestamp_ms: int, message_id: str) -> dict[str, str]:
-    """One archived 1:1 chat message, sorted by time inside the user's history."""
+    """One archived 1:1 chat message: by time inside the user's history (table), and by time
+    across all of the account's chats (GSI1)."""
     return {
-        "PK": f"ACCOUNT#{account_id}#CHAT#{user_id}",
-        "SK": f"MSG#{timestamp_ms:013d}#{message_id}",
+        "PK": chat_partition(account_id, user_id),
+        "SK": f"{CHAT_SK_PREFIX}{timestamp_ms:013d}#{message_id}",
+        "GSI1PK": chats_index(account_id),
+        "GSI1SK": f"{timestamp_ms:013d}#{user_id}#{message_id}",
     }
+
+
+def chats_index(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}#CHATS"
+
+
+def chat_message_pointer(account_id: str, user_id: str, message_id: str) -> dict[str, str]:
+    """message id -> the message's sort key (an ``unsend`` event names only the id)."""
+    return {"PK": chat_partition(account_id, user_id), "SK": f"MSGID#{message_id}"}
+
+
+def stored_event(account_id: str, event_type: str, timestamp_ms: int, event_id: str) -> dict[str, str]:
+    """A webhook event kept as received (kinds no worker acts on yet, unknown kinds)."""
+    return {"PK": f"ACCOUNT#{account_id}#EVENTS", "SK": f"{event_type}#{timestamp_ms:013d}#{event_id}"}
+
+
+def event_counts(account_id: str) -> dict[str, str]:
+    """Per-type counters of stored events (ADD)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": "COUNTS#EVENTS"}

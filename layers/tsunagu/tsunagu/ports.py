@@ -3,9 +3,10 @@ and tests may pass in-memory fakes."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from tsunagu.domain.accounts import Account, AccountSettings
+from tsunagu.domain.chats import ChatMessage
 from tsunagu.domain.friendship import FriendSnapshot, Transition
 
 
@@ -27,10 +28,32 @@ class FriendStore(Protocol):
     def put_daily_snapshot(self, account_id: str, day: str, counts: dict[str, int]) -> None: ...
 
 
+class ChatArchive(Protocol):
+    def put(self, account_id: str, m: ChatMessage, retention_days: int) -> bool: ...
+    def mark_unsent(self, account_id: str, user_id: str, message_id: str) -> bool: ...
+    def page(
+        self,
+        account_id: str,
+        user_id: str | None,
+        since_ms: int | None,
+        until_ms: int | None,
+        limit: int,
+        cursor: dict[str, Any] | None,
+    ) -> tuple[list[ChatMessage], dict[str, Any] | None]: ...
+
+
+class EventStore(Protocol):
+    def keep(self, account_id: str, event: dict[str, Any]) -> bool: ...
+
+
 class ChannelSecrets(Protocol):
     def put(self, account_id: str, channel_secret: str, access_token: str) -> None: ...
     def channel_secret(self, account_id: str) -> str | None: ...
     def access_token(self, account_id: str) -> str | None: ...
+
+
+class ForwardTargets(Protocol):
+    def urls(self, account_id: str) -> list[str]: ...
 
 
 class EventQueues(Protocol):
@@ -38,4 +61,8 @@ class EventQueues(Protocol):
 
 
 class LineMessaging(Protocol):
-    def reply(self, access_token: str, reply_token: str, texts: list[str]) -> None: ...
+    def reply(self, access_token: str, reply_token: str, texts: list[str]) -> list[str]: ...
+
+
+class WebhookRelay(Protocol):
+    def post(self, url: str, body: bytes, signature: str) -> int: ...

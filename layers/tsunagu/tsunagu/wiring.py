@@ -63,9 +63,12 @@ def webhook_intake():  # type: ignore[no-untyped-def]
             "account_link": s.account_link_queue_url,
             "delivery": s.delivery_queue_url,
             "other": s.other_events_queue_url,
+            "forward": s.forward_queue_url,
         }
     )
-    return WebhookIntake(channel_secrets(), queues, s.max_webhook_body_bytes)
+    from tsunagu.adapters.dynamodb import CachedForwardTargets
+
+    return WebhookIntake(channel_secrets(), queues, CachedForwardTargets(account_store()), s.max_webhook_body_bytes)
 
 
 @lru_cache(maxsize=1)
@@ -83,11 +86,50 @@ def friend_query():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
+def chat_archive():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.dynamodb import DynamoChatArchive
+
+    return DynamoChatArchive(get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
 def reply_service():  # type: ignore[no-untyped-def]
     from tsunagu.adapters.line_api import LineClient
     from tsunagu.services.replies import ReplyService
 
-    return ReplyService(account_store(), channel_secrets(), LineClient(get_settings().line_api_base_url))
+    return ReplyService(
+        account_store(), channel_secrets(), LineClient(get_settings().line_api_base_url), chat_archive()
+    )
+
+
+@lru_cache(maxsize=1)
+def message_service():  # type: ignore[no-untyped-def]
+    from tsunagu.services.messages import MessageService
+
+    return MessageService(account_store(), chat_archive(), reply_service())
+
+
+@lru_cache(maxsize=1)
+def chat_export():  # type: ignore[no-untyped-def]
+    from tsunagu.services.chats import ChatExport
+
+    return ChatExport(chat_archive())
+
+
+@lru_cache(maxsize=1)
+def event_store_service():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.dynamodb import DynamoEventStore
+    from tsunagu.services.event_store import EventStoreService
+
+    return EventStoreService(DynamoEventStore(get_settings().table_name))
+
+
+@lru_cache(maxsize=1)
+def forwarding_service():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.http_relay import UrllibRelay, resolve
+    from tsunagu.services.forwarding import ForwardingService
+
+    return ForwardingService(UrllibRelay(), resolve, get_settings().allow_private_forwarding)
 
 
 @lru_cache(maxsize=1)

@@ -3,6 +3,7 @@ conditional write becomes a domain error (or a False result) here, never in a ha
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from botocore.exceptions import ClientError
 from tsunagu import keys
 from tsunagu.adapters.aws import client
 from tsunagu.domain.accounts import Account, AccountSettings
+from tsunagu.domain.chats import ChatMessage
 from tsunagu.domain.friendship import FriendSnapshot, FriendState, Transition
 from tsunagu.errors import Conflict, NotFound
 
@@ -247,3 +249,206 @@ class DynamoFriendStore(_Repository):
             TableName=self.table,
             Item=to_item({**keys.friend_stats_day(account_id, day), "entity": "friend_stats", "day": day, **counts}),
         )
+
+
+class DynamoChatArchive(_Repository):
+    """1:1 chat history. A message and its id pointer are written together, once."""
+
+    def __init__(self, table: str):
+        self.table = table
+
+    def put(self, account_id: str, m: ChatMessage, retention_days: int) -> bool:
+        """Archive ``m``; False if it was archived already (a redelivery)."""
+        expires = int(datetime.now(UTC).timestamp()) + retention_days * 86_400
+        key = keys.chat_message(account_id, m.user_id, m.timestamp_ms, m.message_id)
+        item = {
+            **key,
+            "entity": "chat_message",
+            "user_id": m.user_id,
+            "timestamp_ms": m.timestamp_ms,
+            "message_id": m.message_id,
+            "direction": m.direction,
+            "kind": m.kind,
+            "content": m.content,
+            "origin": m.origin,
+            "expires_at": expires,
+        }
+        pointer = {
+            **keys.chat_message_pointer(account_id, m.user_id, m.message_id),
+            "entity": "chat_pointer",
+            "msg_sk": key["SK"],
+            "expires_at": expires,
+        }
+        try:
+            self.db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(item),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(pointer),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as e:
+            if _condition_failed(e):
+                return False
+            raise
+        return True
+
+    def mark_unsent(self, account_id: str, user_id: str, message_id: str) -> bool:
+        """LINE's ``unsend``: blank the archived content, keep that a message existed."""
+        r = self.db.get_item(
+            TableName=self.table, Key=to_item(keys.chat_message_pointer(account_id, user_id, message_id))
+        )
+        if "Item" not in r:
+            return False
+        sk = from_item(r["Item"])["msg_sk"]
+        try:
+            self.db.update_item(
+                TableName=self.table,
+                Key=to_item({"PK": keys.chat_partition(account_id, user_id), "SK": sk}),
+                UpdateExpression="SET unsent = :t, content = :empty",
+                ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeValues=to_item({":t": True, ":empty": ""}),
+            )
+        except ClientError as e:
+            if _condition_failed(e):
+                return False
+            raise
+        return True
+
+    def page(
+        self,
+        account_id: str,
+        user_id: str | None,
+        since_ms: int | None,
+        until_ms: int | None,
+        limit: int,
+        cursor: dict[str, Any] | None,
+    ) -> tuple[list[ChatMessage], dict[str, Any] | None]:
+        """One page of messages in time order: one user's (table) or all users' (GSI1)."""
+        lo = f"{since_ms or 0:013d}"
+        hi = f"{(until_ms or 10**13 - 1):013d}"
+        kwargs: dict[str, Any] = {"TableName": self.table, "Limit": limit}
+        if user_id:
+            kwargs["KeyConditionExpression"] = "PK = :pk AND SK BETWEEN :lo AND :hi"
+            kwargs["ExpressionAttributeValues"] = to_item(
+                {
+                    ":pk": keys.chat_partition(account_id, user_id),
+                    ":lo": f"{keys.CHAT_SK_PREFIX}{lo}",
+                    ":hi": f"{keys.CHAT_SK_PREFIX}{hi}~",
+                }
+            )
+        else:
+            kwargs["IndexName"] = "GSI1"
+            kwargs["KeyConditionExpression"] = "GSI1PK = :pk AND GSI1SK BETWEEN :lo AND :hi"
+            kwargs["ExpressionAttributeValues"] = to_item(
+                {":pk": keys.chats_index(account_id), ":lo": lo, ":hi": f"{hi}~"}
+            )
+        if cursor:
+            kwargs["ExclusiveStartKey"] = to_item(cursor)
+        r = self.db.query(**kwargs)
+        rows = [from_item(i) for i in r.get("Items", [])]
+        out = [
+            ChatMessage(
+                user_id=d["user_id"],
+                timestamp_ms=int(d["timestamp_ms"]),
+                message_id=d["message_id"],
+                direction=d["direction"],
+                kind=d["kind"],
+                content=d.get("content", ""),
+                origin=d["origin"],
+                unsent=bool(d.get("unsent")),
+            )
+            for d in rows
+        ]
+        nxt = from_item(r["LastEvaluatedKey"]) if "LastEvaluatedKey" in r else None
+        return out, nxt
+
+
+class DynamoEventStore(_Repository):
+    """Webhook events no worker acts on yet (and unknown kinds): kept once and counted."""
+
+    def __init__(self, table: str, retention_days: int = 90):
+        self.table = table
+        self.retention_days = retention_days
+
+    def keep(self, account_id: str, event: dict[str, Any]) -> bool:
+        event_id = str(event.get("webhookEventId") or "")
+        kind = str(event.get("type") or "unknown")
+        ts = int(event.get("timestamp") or 0)
+        now = int(datetime.now(UTC).timestamp())
+        item = {
+            **keys.stored_event(account_id, kind, ts, event_id),
+            "entity": "stored_event",
+            "event_type": kind,
+            "event": event,
+            "expires_at": now + self.retention_days * 86_400,
+        }
+        try:
+            self.db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(
+                                {
+                                    **keys.webhook_event(account_id, event_id),
+                                    "entity": "webhook_event",
+                                    "expires_at": now + 7 * 86_400,
+                                }
+                            ),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                    {"Put": {"TableName": self.table, "Item": to_item(item)}},
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": to_item(keys.event_counts(account_id)),
+                            "UpdateExpression": "ADD #k :one SET entity = :e",
+                            "ExpressionAttributeNames": {"#k": kind},
+                            "ExpressionAttributeValues": to_item({":one": 1, ":e": "event_counts"}),
+                        }
+                    },
+                ]
+            )
+        except ClientError as e:
+            if _condition_failed(e):
+                return False
+            raise
+        return True
+
+    def counts(self, account_id: str) -> dict[str, int]:
+        r = self.db.get_item(TableName=self.table, Key=to_item(keys.event_counts(account_id)), ConsistentRead=True)
+        d = from_item(r.get("Item", {}))
+        return {k: int(v) for k, v in d.items() if k not in ("PK", "SK", "entity")}
+
+
+class CachedForwardTargets:
+    """An account's forward URLs for the webhook intake, cached briefly per warm container
+    so the hot path reads the account at most once a minute."""
+
+    def __init__(self, accounts: DynamoAccountStore, ttl_seconds: float = 60.0):
+        self.accounts = accounts
+        self.ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, list[str]]] = {}
+
+    def urls(self, account_id: str) -> list[str]:
+        now = time.monotonic()
+        hit = self._cache.get(account_id)
+        if hit and hit[0] > now:
+            return hit[1]
+        found = self.accounts.get(account_id)
+        urls = list(found[0].settings.forward_urls) if found else []
+        self._cache[account_id] = (now + self.ttl, urls)
+        return urls

@@ -54,6 +54,8 @@ class LineClient:
             raise LineApiError(0, str(e)) from None
         return json.loads(raw) if raw else {}
 
-    def reply(self, access_token: str, reply_token: str, texts: list[str]) -> None:
+    def reply(self, access_token: str, reply_token: str, texts: list[str]) -> list[str]:
+        """Send a reply; returns the ids LINE gave the sent messages."""
         messages = [{"type": "text", "text": t} for t in texts[:5]]
-        self._post("/v2/bot/message/reply", access_token, {"replyToken": reply_token, "messages": messages})
+        r = self._post("/v2/bot/message/reply", access_token, {"replyToken": reply_token, "messages": messages})
+        return [str(m.get("id")) for m in (r or {}).get("sentMessages", []) if m.get("id")]

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 
 class Plan(StrEnum):
@@ -69,6 +69,16 @@ class LinkPolicy(BaseModel):
         return v
 
 
+def _check_forward_url(url: str) -> str:
+    # Scheme and shape only; where the host resolves is checked when forwarding (SSRF guard).
+    if not url.startswith(("https://", "http://")) or len(url) > 1000 or any(c.isspace() for c in url):
+        raise ValueError("a forward URL must be an http(s) URL without spaces, at most 1000 characters")
+    return url
+
+
+ForwardUrl = Annotated[str, AfterValidator(_check_forward_url)]
+
+
 class AccountSettings(BaseModel):
     """Everything PATCH /accounts/{accountId} may change."""
 
@@ -82,6 +92,10 @@ class AccountSettings(BaseModel):
     auto_responses: list[AutoResponse] = Field(default_factory=list, max_length=100)
     catch_all_reply: ReplyText | None = None
     link_policy: LinkPolicy = Field(default_factory=LinkPolicy)
+    chat_retention_days: int = Field(default=365, ge=1, le=3650, description="1:1 chat archive TTL (R-HIST-1)")
+    forward_urls: list[ForwardUrl] = Field(
+        default_factory=list, max_length=5, description="other LINE tools that should receive the same webhooks"
+    )
 
 
 class AccountSettingsPatch(BaseModel):
@@ -97,6 +111,8 @@ class AccountSettingsPatch(BaseModel):
     auto_responses: list[AutoResponse] | None = Field(default=None, max_length=100)
     catch_all_reply: ReplyText | None = None
     link_policy: LinkPolicy | None = None
+    chat_retention_days: int | None = Field(default=None, ge=1, le=3650)
+    forward_urls: list[ForwardUrl] | None = Field(default=None, max_length=5)
 
     def apply_to(self, current: AccountSettings) -> AccountSettings:
         changes = self.model_dump(exclude_unset=True)

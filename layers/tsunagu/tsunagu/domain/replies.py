@@ -4,6 +4,7 @@ and the catch-all on text messages. Never in standby mode, never with a stale re
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
 from tsunagu.domain.accounts import AccountSettings
@@ -19,20 +20,27 @@ def _norm(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip().casefold()
 
 
-def reply_text_for(settings: AccountSettings, event: dict[str, Any]) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    origin: str  # greeting | auto_response
+
+
+def reply_for(settings: AccountSettings, event: dict[str, Any]) -> Reply | None:
+    """Exact keywords first, then "contains" keywords, then the catch-all."""
     kind = event.get("type")
     if kind == "follow":
-        return settings.greeting
+        return Reply(settings.greeting, "greeting") if settings.greeting else None
     if kind != "message" or event.get("message", {}).get("type") != "text":
         return None
     text = _norm(event["message"].get("text", ""))
     for ar in settings.auto_responses:
         if ar.match == "exact" and any(_norm(k) == text for k in ar.keywords):
-            return ar.reply
+            return Reply(ar.reply, "auto_response")
     for ar in settings.auto_responses:
         if ar.match == "contains" and any(_norm(k) in text for k in ar.keywords):
-            return ar.reply
-    return settings.catch_all_reply
+            return Reply(ar.reply, "auto_response")
+    return Reply(settings.catch_all_reply, "auto_response") if settings.catch_all_reply else None
 
 
 def can_reply(event: dict[str, Any], received_at_ms: int, now_ms: int) -> bool:

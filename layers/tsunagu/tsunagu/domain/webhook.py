@@ -12,18 +12,20 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from tsunagu.errors import BadRequest, InvalidSignature
 
-Route = Literal["friendship", "message", "account_link", "delivery", "other"]
+Route = Literal["friendship", "message", "account_link", "delivery", "other", "forward"]
 
 ROUTES: dict[str, Route] = {
     "follow": "friendship",
     "unfollow": "friendship",
     "message": "message",
     "postback": "message",
+    "unsend": "message",
     "accountLink": "account_link",
     "delivery": "delivery",
 }
@@ -98,6 +100,19 @@ def build_entries(account_id: str, envelope: WebhookEnvelope, received_at_ms: in
     return out
 
 
+def forward_message(account_id: str, url: str, body: bytes, signature: str, received_at_ms: int) -> str:
+    return json.dumps(
+        {
+            "accountId": account_id,
+            "url": url,
+            "body": base64.b64encode(body).decode(),
+            "signature": signature,
+            "receivedAt": received_at_ms,
+        },
+        separators=(",", ":"),
+    )
+
+
 def batches(bodies: list[str]) -> list[list[str]]:
     """Group message bodies into SendMessageBatch calls: at most 10 entries and 256 KiB each."""
     out: list[list[str]] = []
@@ -112,4 +127,20 @@ def batches(bodies: list[str]) -> list[list[str]]:
         size += n
     if cur:
         out.append(cur)
+    return out
+
+
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def redacted_for_storage(event: dict[str, Any]) -> dict[str, Any]:
+    """An event as tsunagu keeps it at rest: no reply token (a credential, however short-lived),
+    no account-link nonce, and no hashed phone number (a SHA-256 of an E.164 number is
+    reversible by brute force; a ``delivery`` event without a delivery tag carries one)."""
+    out = {k: v for k, v in event.items() if k != "replyToken"}
+    if isinstance(out.get("link"), dict) and "nonce" in out["link"]:
+        out["link"] = {**out["link"], "nonce": "[redacted]"}
+    delivery = out.get("delivery")
+    if isinstance(delivery, dict) and SHA256_HEX.match(str(delivery.get("data", ""))):
+        out["delivery"] = {**delivery, "data": "[hashed phone number redacted]"}
     return out

@@ -1,4 +1,5 @@
-"""Free replies (R-MSG-2): the greeting on follow, keyword and catch-all auto-responses."""
+"""Free replies (R-MSG-2): the greeting on follow, keyword and catch-all auto-responses.
+Every reply sent is archived as the outbound side of the 1:1 chat (R-HIST-1)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tsunagu.domain.replies import can_reply, reply_text_for
+from tsunagu.domain.accounts import Account
+from tsunagu.domain.chats import ChatMessage
+from tsunagu.domain.replies import can_reply, reply_for
 from tsunagu.errors import BadRequest
-from tsunagu.ports import AccountStore, ChannelSecrets, LineMessaging
+from tsunagu.ports import AccountStore, ChannelSecrets, ChatArchive, LineMessaging
 
 
 @dataclass
@@ -16,22 +19,36 @@ class ReplyService:
     accounts: AccountStore
     secrets: ChannelSecrets
     line: LineMessaging
+    archive: ChatArchive | None = None
 
-    def handle(self, account_id: str, event: dict[str, Any], received_at_ms: int) -> str:
-        if not can_reply(event, received_at_ms, int(time.time() * 1000)):
+    def handle(
+        self, account_id: str, event: dict[str, Any], received_at_ms: int, account: Account | None = None
+    ) -> str:
+        now_ms = int(time.time() * 1000)
+        if not can_reply(event, received_at_ms, now_ms):
             return "no_reply"
-        found = self.accounts.get(account_id)
-        if found is None:
-            return "unknown_account"
-        text = reply_text_for(found[0].settings, event)
-        if text is None:
+        if account is None:
+            found = self.accounts.get(account_id)
+            if found is None:
+                return "unknown_account"
+            account = found[0]
+        reply = reply_for(account.settings, event)
+        if reply is None:
             return "no_reply"
         token = self.secrets.access_token(account_id)
         if token is None:
             return "channel_not_configured"
         try:
-            self.line.reply(token, event["replyToken"], [text])
+            sent_ids = self.line.reply(token, event["replyToken"], [reply.text])
         except BadRequest:
             # 4xx (e.g. "Invalid reply token") is final: retrying cannot make the token valid.
             return "refused"
+        user_id = (event.get("source") or {}).get("userId")
+        if self.archive is not None and user_id and (event.get("source") or {}).get("type") == "user":
+            for i, mid in enumerate(sent_ids or [f"reply-{event.get('webhookEventId')}"]):
+                self.archive.put(
+                    account_id,
+                    ChatMessage(user_id, now_ms + i, str(mid), "out", "text", reply.text, reply.origin),
+                    account.settings.chat_retention_days,
+                )
         return "replied"

@@ -8,9 +8,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from tsunagu.domain.ids import is_account_id
-from tsunagu.domain.webhook import build_entries, parse_envelope, verify_signature
+from tsunagu.domain.webhook import build_entries, forward_message, parse_envelope, verify_signature
 from tsunagu.errors import NotFound, PayloadTooLarge
-from tsunagu.ports import ChannelSecrets, EventQueues
+from tsunagu.ports import ChannelSecrets, EventQueues, ForwardTargets
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,7 @@ class IntakeResult:
 class WebhookIntake:
     secrets: ChannelSecrets
     queues: EventQueues
+    forwards: ForwardTargets | None = None
     max_body_bytes: int = 1_048_576
 
     def accept(self, account_id: str, body: bytes, signature: str | None) -> IntakeResult:
@@ -35,8 +36,15 @@ class WebhookIntake:
             raise NotFound("unknown account", code="unknown_account")
         verify_signature(body, signature, secret)
         envelope = parse_envelope(body)
+        received = int(time.time() * 1000)
         by_route: dict[str, list[str]] = defaultdict(list)
-        for entry in build_entries(account_id, envelope, int(time.time() * 1000)):
+        for entry in build_entries(account_id, envelope, received):
             by_route[entry.route].append(entry.body)
+        if self.forwards is not None:
+            # Relay the exact bytes and LINE's signature, one queue message per downstream URL
+            # so each retries on its own.
+            assert signature is not None
+            for url in self.forwards.urls(account_id):
+                by_route["forward"].append(forward_message(account_id, url, body, signature, received))
         calls = sum(self.queues.send(route, bodies) for route, bodies in by_route.items())
         return IntakeResult(events=len(envelope.events), batch_calls=calls)

@@ -1,0 +1,38 @@
+"""HTTP relay for webhook forwarding (standard library: no extra cold-start cost)."""
+
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.request
+
+
+class UrllibRelay:
+    def __init__(self, timeout: float = 5.0):
+        self.timeout = timeout
+
+    def post(self, url: str, body: bytes, signature: str) -> int:
+        req = urllib.request.Request(  # noqa: S310 - scheme and address checked by the service
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "X-Line-Signature": signature,
+                "User-Agent": "tsunagu-webhook-forwarder/1",
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:  # noqa: S310
+                return int(r.status)
+        except urllib.error.HTTPError as e:
+            return int(e.code)
+        except (urllib.error.URLError, TimeoutError, OSError):
+            return 0
+
+
+def resolve(host: str) -> list[str]:
+    try:
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None)})
+    except OSError:
+        return []
