@@ -116,7 +116,14 @@ def run(stack: LocalStack) -> None:
     )
     show("sandbox received", calls[-1]["body"]["messages"][0]["text"])
 
-    step(8, "A forged webhook (wrong signature) is refused and nothing is enqueued")
+    step(8, "The business exports the 1:1 chat history as CSV (R-HIST-1: it does not survive a device change)")
+    r = request("GET", f"{api}/accounts/{aid}/chats/{USER}", headers=auth)
+    show(
+        f"GET /accounts/{{id}}/chats/{{userId}} → {r.status} {r.headers['content-type']}",
+        r.body.decode("utf-8").lstrip("\ufeff").rstrip(),
+    )
+
+    step(9, "A forged webhook (wrong signature) is refused and nothing is enqueued")
     w = request(
         "POST",
         f"{sb}/_sandbox/channels/{ch['channelId']}/webhooks",
@@ -127,7 +134,7 @@ def run(stack: LocalStack) -> None:
     ).json
     show("webhook answered", f"{w['status']} {w['body']}")
 
-    step(9, "The daily friend-stats schedule, triggered on demand by name")
+    step(10, "The daily friend-stats schedule, triggered on demand by name")
     r = request("POST", f"{api}/_local/invoke/FriendStatsFunction")
     show("schedule FriendStatsFunction", r.json)
     r = request("GET", f"{api}/accounts/{aid}/friends", headers=auth)

@@ -14,6 +14,8 @@ Control API (not LINE's): ``/_sandbox/...``
   posts, and returns {status, body, events}.
 - ``GET /_sandbox/calls?path=/v2/bot/message/reply`` and ``DELETE /_sandbox/calls``.
 - ``PUT /_sandbox/pnp`` {reachable: [sha256...]} - which hashed numbers have a LINE user.
+- ``POST /_sandbox/sinks/{name}`` - a downstream webhook receiver (another LINE tool) that records
+  body and signature; ``PUT`` {fail: N} makes its next N deliveries fail with 503; ``GET`` lists.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class SandboxState:
     retry_keys: dict[tuple[str, str], tuple[str, float, dict[str, Any]]] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
     pnp_reachable: set[str] | None = None  # None: every well-formed hash is reachable
+    sinks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # stand-ins for other LINE tools
+    sink_failures: dict[str, int] = field(default_factory=dict)
     consumption: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -284,9 +288,30 @@ class LineSandbox:
             status, text = e.code, e.read().decode()
         return {"status": status, "body": text, "events": events}
 
-    def control(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
-        doc = json.loads(body) if body else {}
+    def sink(self, method: str, name: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """A downstream webhook receiver (another LINE tool): records what it is sent and can
+        be told to fail its next N deliveries with 503."""
+        with self.state.lock:
+            if method == "POST":
+                if self.state.sink_failures.get(name, 0) > 0:
+                    self.state.sink_failures[name] -= 1
+                    return 503, {"message": "sink told to fail"}
+                self.state.sinks.setdefault(name, []).append(
+                    {"body": body.decode(errors="replace"), "signature": headers.get("x-line-signature")}
+                )
+                return 200, {"ok": True}
+            if method == "PUT":
+                self.state.sink_failures[name] = int(json.loads(body or b"{}").get("fail", 0))
+                return 200, {"ok": True}
+            return 200, {"received": list(self.state.sinks.get(name, []))}
+
+    def control(
+        self, method: str, path: str, query: dict[str, list[str]], body: bytes, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         parts = path.strip("/").split("/")[1:]
+        if len(parts) == 2 and parts[0] == "sinks":
+            return self.sink(method, parts[1], headers or {}, body)
+        doc = json.loads(body) if body else {}
         if parts == ["channels"] and method == "POST":
             ch = self.new_channel(doc.get("webhookUrl"))
             return 201, {
@@ -331,7 +356,7 @@ class LineSandbox:
                 extra: dict[str, str] = {}
                 try:
                     if url.path.startswith("/_sandbox/"):
-                        status, payload = sb.control(self.command, url.path, parse_qs(url.query), body)
+                        status, payload = sb.control(self.command, url.path, parse_qs(url.query), body, headers)
                     else:
                         status, payload, extra = sb.api(self.command, url.path, headers, body)
                         extra.setdefault("x-line-request-id", str(uuid.uuid4()))

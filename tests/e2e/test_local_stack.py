@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import sign
 from tests.e2e.conftest import OPERATOR_KEY, RunningStack
 from tsunagu_local.client import request
 
@@ -223,3 +224,52 @@ def test_no_secret_or_raw_user_id_at_rest_or_in_logs(local_stack, oa):
     assert "friendship event" in logs  # the worker did log
     for value in (secret, token, oa["key"], OPERATOR_KEY, user):
         assert value not in logs
+
+
+def test_chat_history_exports_as_csv_over_http(local_stack, oa):
+    user = new_user()
+    send(
+        local_stack,
+        oa,
+        {
+            "type": "message",
+            "source": {"type": "user", "userId": user},
+            "message": {"type": "text", "text": "営業時間"},
+        },
+    )
+    local_stack.drain()
+    r = request("GET", f"{local_stack.api}/accounts/{oa['id']}/chats/{user}", headers=oa["auth"])
+    assert r.status == 200
+    assert r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    text = r.body.decode("utf-8")
+    assert text.startswith("\ufeff")
+    assert "営業時間" in text and "9時から21時" in text  # inbound and the auto-reply
+    assert "受信" in text and "送信" in text
+
+
+def test_webhooks_are_relayed_to_downstream_tools_with_retries_then_the_dlq(local_stack, oa):
+    sb = local_stack.sandbox
+    ok_url, bad_url = f"{sb}/_sandbox/sinks/tool-ok-{oa['id']}", f"{sb}/_sandbox/sinks/tool-down-{oa['id']}"
+    request("PUT", ok_url, {"fail": 2})  # two 503s, then fine
+    request("PUT", bad_url, {"fail": 1000})  # always down
+    r = request(
+        "PATCH", f"{local_stack.api}/accounts/{oa['id']}", {"forward_urls": [ok_url, bad_url]}, headers=oa["auth"]
+    )
+    assert r.status == 200, r.text
+    w = send(local_stack, oa, {"type": "follow", "source": {"type": "user", "userId": new_user()}})
+    assert w["status"] == 200
+    local_stack.drain(timeout=90)
+    received = request("GET", ok_url).json["received"]
+    assert len(received) == 1
+    body = json.dumps(
+        {"destination": oa["channel"]["botUserId"], "events": w["events"]}, ensure_ascii=False, separators=(",", ":")
+    )
+    assert received[0]["body"] == body  # byte for byte
+    assert received[0]["signature"] == sign(oa["channel"]["channelSecret"], body.encode())  # relayed as is
+    sqs = local_stack.client("sqs")
+    dlq = next(u for u in sqs.list_queues()["QueueUrls"] if u.endswith("ForwardDLQ"))
+    parked = [
+        json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+    ]
+    assert [p["url"] for p in parked] == [bad_url]
