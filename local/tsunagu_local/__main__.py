@@ -18,6 +18,7 @@ def main() -> None:
     sub.add_parser("demo", help="start the stack, walk through the main job, stop")
     s = sub.add_parser("serve", help="serve the local stack in the foreground")
     s.add_argument("--log-level", default="INFO")
+    s.add_argument("--no-pollers", action="store_true", help="don't consume the queues (benchmarks of the intake)")
     i = sub.add_parser("invoke", help="trigger a schedule-driven function of a running stack by name")
     i.add_argument("name")
     args = ap.parse_args()
@@ -29,7 +30,7 @@ def main() -> None:
     elif args.cmd == "serve":
         from tsunagu_local.stack import LocalStack
 
-        stack = LocalStack(log_level=args.log_level).start()
+        stack = LocalStack(log_level=args.log_level, pollers_enabled=not args.no_pollers).start()
         keyed = "TSUNAGU_OPERATOR_KEY" in os.environ and os.environ["TSUNAGU_OPERATOR_KEY"] == stack.operator_key
         print(
             f"tsunagu local stack ready\n  HTTP API      {stack.api_url}  (GET /health)\n"

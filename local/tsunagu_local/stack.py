@@ -69,6 +69,7 @@ class LocalStack:
     log_level: str = "INFO"
     metrics: bool = True
     retry_delay: int = 1
+    pollers_enabled: bool = True
     operator_key: str = field(default_factory=lambda: os.environ.get("TSUNAGU_OPERATOR_KEY") or "")
 
     def __post_init__(self) -> None:
@@ -133,7 +134,7 @@ class LocalStack:
         self._serve(self.sandbox.serve(HOST, self.ports.sandbox))
         sqs = boto3.session.Session(region_name=REGION).client("sqs")
         url_by_arn = {self.stack.resolver.attrs[(lid, "Arn")]: url for lid, url in self.stack.queue_urls.items()}
-        for fn in self.functions.values():
+        for fn in self.functions.values() if self.pollers_enabled else ():
             for src in fn.spec.sqs_sources:
                 p = SqsPoller(sqs, fn, src, url_by_arn[src["Queue"]], self.retry_delay)
                 p.start()

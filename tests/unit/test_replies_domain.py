@@ -2,9 +2,10 @@
 
 from tests.conftest import line_event
 from tsunagu.domain.accounts import AccountSettings, AutoResponse
+from tsunagu.domain.profile import AccountProfile
 from tsunagu.domain.replies import REPLY_EVENT_MAX_AGE_MS, REPLY_TOKEN_MAX_AGE_MS, can_reply, reply_for
 
-SETTINGS = AccountSettings(
+API_SETTINGS = AccountSettings(
     name="shop",
     greeting="ようこそ",
     auto_responses=[
@@ -13,6 +14,8 @@ SETTINGS = AccountSettings(
     ],
     catch_all_reply="担当者から折り返します",
 )
+# Workers read the stored JSON dump of the API's validated settings.
+SETTINGS = AccountProfile.from_settings("acct_0123456789abcdef", API_SETTINGS.model_dump(mode="json"))
 
 
 def reply_text_for(settings, event):
@@ -56,7 +59,7 @@ def test_non_text_messages_and_unknown_events_earn_nothing():
 
 
 def test_without_a_greeting_follow_earns_nothing():
-    assert reply_text_for(AccountSettings(name="x"), line_event("follow")) is None
+    assert reply_text_for(AccountProfile("acct_0123456789abcdef"), line_event("follow")) is None
 
 
 def test_standby_mode_never_replies():
@@ -78,3 +81,18 @@ def test_a_redelivered_event_older_than_twenty_minutes_is_not_answered():
     ev = line_event("follow", replyToken="r", ts=0)
     now = REPLY_EVENT_MAX_AGE_MS + 1
     assert not can_reply(ev, received_at_ms=now, now_ms=now)
+
+
+def test_the_workers_profile_reads_every_setting_the_api_stores():
+    stored = AccountSettings(
+        name="x",
+        greeting="g",
+        catch_all_reply="c",
+        chat_retention_days=30,
+        forward_urls=["https://a.example.com/h"],
+        auto_responses=[AutoResponse(keywords=["k"], match="contains", reply="r")],
+    )
+    p = AccountProfile.from_settings("acct_0123456789abcdef", stored.model_dump(mode="json"))
+    assert (p.greeting, p.catch_all_reply, p.chat_retention_days) == ("g", "c", 30)
+    assert p.forward_urls == ("https://a.example.com/h",)
+    assert p.auto_responses[0].keywords == ("k",) and p.auto_responses[0].match == "contains"

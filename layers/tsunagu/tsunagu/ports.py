@@ -3,11 +3,13 @@ and tests may pass in-memory fakes."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tsunagu.domain.accounts import Account, AccountSettings
-from tsunagu.domain.chats import ChatMessage
-from tsunagu.domain.friendship import FriendSnapshot, Transition
+if TYPE_CHECKING:  # annotations only: importing the pydantic models here would cost every function
+    from tsunagu.domain.accounts import Account, AccountSettings
+    from tsunagu.domain.chats import ChatMessage
+    from tsunagu.domain.friendship import FriendSnapshot, Transition
+    from tsunagu.domain.profile import AccountProfile
 
 
 class AccountStore(Protocol):
@@ -16,6 +18,7 @@ class AccountStore(Protocol):
     def update_settings(self, account_id: str, settings: AccountSettings, expected_version: int) -> Account: ...
     def mark_channel_configured(self, account_id: str) -> None: ...
     def list_ids(self) -> list[str]: ...
+    def profile(self, account_id: str) -> AccountProfile | None: ...
 
 
 class FriendStore(Protocol):

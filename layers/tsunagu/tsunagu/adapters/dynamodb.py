@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from tsunagu import keys
 from tsunagu.adapters.aws import client
-from tsunagu.domain.accounts import Account, AccountSettings
 from tsunagu.domain.chats import ChatMessage
 from tsunagu.domain.friendship import FriendSnapshot, FriendState, Transition
+from tsunagu.domain.profile import AccountProfile
 from tsunagu.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from tsunagu.domain.accounts import Account, AccountSettings
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -110,6 +113,18 @@ class DynamoAccountStore(_Repository):
                 raise NotFound("account not found") from None
             raise
 
+    def profile(self, account_id: str) -> AccountProfile | None:
+        """The settings workers need, without pydantic (validated when the API stored them)."""
+        r = self.db.get_item(
+            TableName=self.table,
+            Key=to_item(keys.account(account_id)),
+            ProjectionExpression="account_id, settings",
+        )
+        if "Item" not in r:
+            return None
+        d = from_item(r["Item"])
+        return AccountProfile.from_settings(d["account_id"], d.get("settings") or {})
+
     def list_ids(self) -> list[str]:
         ids: list[str] = []
         kwargs: dict[str, Any] = {
@@ -128,6 +143,9 @@ class DynamoAccountStore(_Repository):
 
 
 def _account(d: dict[str, Any]) -> Account:
+    # pydantic is imported only where an API needs the full, validated model.
+    from tsunagu.domain.accounts import Account, AccountSettings
+
     return Account(
         account_id=d["account_id"],
         settings=AccountSettings.model_validate(d["settings"]),
@@ -448,7 +466,7 @@ class CachedForwardTargets:
         hit = self._cache.get(account_id)
         if hit and hit[0] > now:
             return hit[1]
-        found = self.accounts.get(account_id)
-        urls = list(found[0].settings.forward_urls) if found else []
+        profile = self.accounts.profile(account_id)
+        urls = list(profile.forward_urls) if profile else []
         self._cache[account_id] = (now + self.ttl, urls)
         return urls

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from tsunagu.domain.accounts import AccountSettings
+from tsunagu.domain.profile import AccountProfile
 
 # LINE: a reply token must be used within one minute of receipt, and never once 20 minutes have
 # passed since the event occurred (line-platform.md 2.1). Keep a margin for the call itself.
@@ -26,7 +26,7 @@ class Reply:
     origin: str  # greeting | auto_response
 
 
-def reply_for(settings: AccountSettings, event: dict[str, Any]) -> Reply | None:
+def reply_for(settings: AccountProfile, event: dict[str, Any]) -> Reply | None:
     """Exact keywords first, then "contains" keywords, then the catch-all."""
     kind = event.get("type")
     if kind == "follow":

@@ -18,10 +18,9 @@ class MessageService:
     replies: ReplyService
 
     def handle(self, account_id: str, event: dict[str, Any], received_at_ms: int) -> str:
-        found = self.accounts.get(account_id)
-        if found is None:
+        account = self.accounts.profile(account_id)
+        if account is None:
             return "unknown_account"
-        account = found[0]
         source = event.get("source") or {}
         if event.get("type") == "unsend":
             message_id = str((event.get("unsend") or {}).get("messageId", ""))
@@ -30,5 +29,5 @@ class MessageService:
         message = inbound(event)
         if message is not None:
             # Conditional write: a redelivered event archives nothing twice.
-            self.archive.put(account_id, message, account.settings.chat_retention_days)
+            self.archive.put(account_id, message, account.chat_retention_days)
         return self.replies.handle(account_id, event, received_at_ms, account)

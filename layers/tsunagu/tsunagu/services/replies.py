@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tsunagu.domain.accounts import Account
 from tsunagu.domain.chats import ChatMessage
+from tsunagu.domain.profile import AccountProfile
 from tsunagu.domain.replies import can_reply, reply_for
 from tsunagu.errors import BadRequest
 from tsunagu.ports import AccountStore, ChannelSecrets, ChatArchive, LineMessaging
@@ -22,17 +22,16 @@ class ReplyService:
     archive: ChatArchive | None = None
 
     def handle(
-        self, account_id: str, event: dict[str, Any], received_at_ms: int, account: Account | None = None
+        self, account_id: str, event: dict[str, Any], received_at_ms: int, account: AccountProfile | None = None
     ) -> str:
         now_ms = int(time.time() * 1000)
         if not can_reply(event, received_at_ms, now_ms):
             return "no_reply"
         if account is None:
-            found = self.accounts.get(account_id)
-            if found is None:
+            account = self.accounts.profile(account_id)
+            if account is None:
                 return "unknown_account"
-            account = found[0]
-        reply = reply_for(account.settings, event)
+        reply = reply_for(account, event)
         if reply is None:
             return "no_reply"
         token = self.secrets.access_token(account_id)
@@ -49,6 +48,6 @@ class ReplyService:
                 self.archive.put(
                     account_id,
                     ChatMessage(user_id, now_ms + i, str(mid), "out", "text", reply.text, reply.origin),
-                    account.settings.chat_retention_days,
+                    account.chat_retention_days,
                 )
         return "replied"
