@@ -7,7 +7,6 @@ import json
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -17,12 +16,10 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from tsunagu import wiring
 from tsunagu.config import get_settings
-from tsunagu.observability import logger, metrics, tracer
+from tsunagu.observability import logger
+from tsunagu.workers import sqs_handler
 
-tracing = tracer()
 messages = wiring.message_service()
-
-processor = BatchProcessor(event_type=EventType.SQS)
 idempotency = IdempotencyConfig(event_key_jmespath="[accountId, event.webhookEventId]", expires_after_seconds=86_400)
 
 
@@ -44,13 +41,7 @@ def idempotent_handle() -> Any:
 def record_handler(record: SQSRecord) -> str:
     outcome = idempotent_handle()(msg=json.loads(record.body))
     logger.info("message event", extra={"outcome": outcome})
-    metrics.add_metric(name=f"Message_{outcome}", unit="Count", value=1)
-    return outcome
+    return f"Message_{outcome}"
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracing.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    idempotency.register_lambda_context(context)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+lambda_handler = sqs_handler(record_handler, on_invoke=idempotency.register_lambda_context)

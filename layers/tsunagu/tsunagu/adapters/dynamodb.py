@@ -43,6 +43,12 @@ class _Repository:
     def db(self) -> Any:
         return client("dynamodb")
 
+    def _counters(self, key: dict[str, str]) -> dict[str, int]:
+        """A counter item (numbers changed with ADD) as a plain dict."""
+        r = self.db.get_item(TableName=self.table, Key=to_item(key), ConsistentRead=True)
+        d = from_item(r.get("Item", {}))
+        return {k: int(v) for k, v in d.items() if k not in ("PK", "SK", "entity")}
+
 
 class DynamoAccountStore(_Repository):
     def __init__(self, table: str):
@@ -232,9 +238,7 @@ class DynamoFriendStore(_Repository):
         return True
 
     def counts(self, account_id: str) -> dict[str, int]:
-        r = self.db.get_item(TableName=self.table, Key=to_item(keys.friend_counts(account_id)), ConsistentRead=True)
-        d = from_item(r.get("Item", {}))
-        return {"friends": int(d.get("friends", 0)), "blocked": int(d.get("blocked", 0))}
+        return {"friends": 0, "blocked": 0} | self._counters(keys.friend_counts(account_id))
 
     def event_applied(self, account_id: str, event_id: str) -> bool:
         r = self.db.get_item(TableName=self.table, Key=to_item(keys.webhook_event(account_id, event_id)))
@@ -447,9 +451,7 @@ class DynamoEventStore(_Repository):
         return True
 
     def counts(self, account_id: str) -> dict[str, int]:
-        r = self.db.get_item(TableName=self.table, Key=to_item(keys.event_counts(account_id)), ConsistentRead=True)
-        d = from_item(r.get("Item", {}))
-        return {k: int(v) for k, v in d.items() if k not in ("PK", "SK", "entity")}
+        return self._counters(keys.event_counts(account_id))
 
 
 class CachedForwardTargets:
