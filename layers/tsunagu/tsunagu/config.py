@@ -24,6 +24,10 @@ class Settings:
     operator_key_secret_id: str
     # Local mode only: the operator key comes straight from the environment.
     local_operator_key: str | None
+    # tsunagu's public base URL for links it sends (link page); empty: the API's own domain.
+    public_base_url: str = ""
+    # LINE's account-link dialog host (the local stack points it at the LINE sandbox).
+    line_access_base_url: str = "https://access.line.me"
     # Local stack only: forwarding to loopback/private addresses (the SSRF guard's exception).
     allow_private_forwarding: bool = False
     # How long a channel secret stays cached in a warm function (seconds).
@@ -47,6 +51,8 @@ class Settings:
             delivery_queue_url=e.get("DELIVERY_QUEUE_URL", ""),
             other_events_queue_url=e.get("OTHER_EVENTS_QUEUE_URL", ""),
             forward_queue_url=e.get("FORWARD_QUEUE_URL", ""),
+            public_base_url=e.get("PUBLIC_BASE_URL", "").rstrip("/"),
+            line_access_base_url=e.get("LINE_ACCESS_BASE_URL", "https://access.line.me").rstrip("/"),
             allow_private_forwarding=e.get("TSUNAGU_ALLOW_PRIVATE_FORWARD", "false").lower() == "true",
             operator_key_secret_id=e.get("OPERATOR_KEY_SECRET_ID", ""),
             local_operator_key=e.get("TSUNAGU_OPERATOR_KEY") or None,

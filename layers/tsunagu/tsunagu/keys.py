@@ -80,3 +80,66 @@ def stored_event(account_id: str, event_type: str, timestamp_ms: int, event_id: 
 def event_counts(account_id: str) -> dict[str, str]:
     """Per-type counters of stored events (ADD)."""
     return {"PK": f"ACCOUNT#{account_id}", "SK": "COUNTS#EVENTS"}
+
+
+# ---------------------------------------------------------------- member register and links
+def member(account_id: str, member_number: str) -> dict[str, str]:
+    """A member record of the business's register (factors as keyed hashes only)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"MEMBER#{member_number}"}
+
+
+MEMBER_SK_PREFIX = "MEMBER#"
+
+
+def factor_index(account_id: str, kind: str, factor_hash: str) -> dict[str, str]:
+    """Lookup of a member by a unique factor (login id, usage code, e-mail), by its keyed hash."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"FACTOR#{kind}#{factor_hash}"}
+
+
+def link_session(account_id: str, session_id: str) -> dict[str, str]:
+    """A link page session (10 minutes, R-LINK-4) for one LINE user."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"LINKSESSION#{session_id}"}
+
+
+def link_nonce(account_id: str, nonce: str) -> dict[str, str]:
+    """An account-link nonce, bound to one member target and one LINE user; single use."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"NONCE#{nonce}"}
+
+
+def link_target(account_id: str, target: str) -> dict[str, str]:
+    """Uniqueness of a link target (``MEMBER#123``, ``CONTRACTOR#N0123456789``,
+    ``LINE#N0123456789#L1``): at most one LINE account each (R-LINK-3)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"LINK#{target}"}
+
+
+def user_link(account_id: str, user_id: str, target: str) -> dict[str, str]:
+    """One LINE user's view of a link; GSI1 lists every linked user (segments, R-LINK-7)."""
+    return {
+        "PK": f"ACCOUNT#{account_id}#USER#{user_id}",
+        "SK": f"LINK#{target}",
+        "GSI1PK": f"ACCOUNT#{account_id}#LINKED",
+        "GSI1SK": f"{user_id}#{target}",
+    }
+
+
+def user_partition(account_id: str, user_id: str) -> str:
+    return f"ACCOUNT#{account_id}#USER#{user_id}"
+
+
+def linked_index(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}#LINKED"
+
+
+def user_line_slot(account_id: str, user_id: str) -> dict[str, str]:
+    """R-LINK-11: one LINE account holds at most one usage code (one user link)."""
+    return {"PK": f"ACCOUNT#{account_id}#USER#{user_id}", "SK": "SLOT#USERLINK"}
+
+
+def link_attempts(account_id: str, subject: str, window: int) -> dict[str, str]:
+    """Failed link attempts of one LINE user or one member in one time window (ADD)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"ATTEMPTS#{subject}#{window}"}
+
+
+def audit(account_id: str, at_ms: int, entry_id: str) -> dict[str, str]:
+    """The link / unlink audit trail, in time order."""
+    return {"PK": f"ACCOUNT#{account_id}#AUDIT", "SK": f"{at_ms:013d}#{entry_id}"}

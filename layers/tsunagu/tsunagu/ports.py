@@ -65,6 +65,7 @@ class EventQueues(Protocol):
 
 class LineMessaging(Protocol):
     def reply(self, access_token: str, reply_token: str, texts: list[str]) -> list[str]: ...
+    def issue_link_token(self, access_token: str, user_id: str) -> str: ...
 
 
 class WebhookRelay(Protocol):

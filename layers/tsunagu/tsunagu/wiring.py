@@ -94,19 +94,66 @@ def chat_archive():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def reply_service():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.line_api import LineClient
     from tsunagu.services.replies import ReplyService
 
-    return ReplyService(
-        account_store(), channel_secrets(), LineClient(get_settings().line_api_base_url), chat_archive()
-    )
+    return ReplyService(account_store(), channel_secrets(), line_client(), chat_archive())
 
 
 @lru_cache(maxsize=1)
 def message_service():  # type: ignore[no-untyped-def]
     from tsunagu.services.messages import MessageService
 
-    return MessageService(account_store(), chat_archive(), reply_service())
+    return MessageService(account_store(), chat_archive(), reply_service(), linking_service())
+
+
+@lru_cache(maxsize=1)
+def line_client():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.line_api import LineClient
+
+    return LineClient(get_settings().line_api_base_url)
+
+
+@lru_cache(maxsize=1)
+def member_register():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.linking import DynamoMemberRegister
+
+    return DynamoMemberRegister(get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def link_store():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.linking import DynamoLinkStore
+
+    return DynamoLinkStore(get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def factor_keys():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.secrets import SecretsManagerFactorKeys
+
+    return SecretsManagerFactorKeys(get_settings().secret_prefix)
+
+
+@lru_cache(maxsize=1)
+def linking_service():  # type: ignore[no-untyped-def]
+    from tsunagu.services.linking import LinkingService
+
+    return LinkingService(
+        account_store(),
+        member_register(),
+        link_store(),
+        factor_keys(),
+        channel_secrets(),
+        line_client(),
+        get_settings().line_access_base_url,
+    )
+
+
+@lru_cache(maxsize=1)
+def member_service():  # type: ignore[no-untyped-def]
+    from tsunagu.services.members import MemberService
+
+    return MemberService(member_register(), link_store(), factor_keys(), friend_store())
 
 
 @lru_cache(maxsize=1)
@@ -141,20 +188,9 @@ def friend_stats_service():  # type: ignore[no-untyped-def]
 
 def reset() -> None:
     """Forget every cached object (tests change settings between cases)."""
-    for f in (
-        account_store,
-        friend_store,
-        channel_secrets,
-        operator_key,
-        account_service,
-        webhook_intake,
-        friendship_service,
-        friend_query,
-        reply_service,
-        friend_stats_service,
-    ):
-        f.cache_clear()
-    get_settings.cache_clear()
+    for obj in list(globals().values()):
+        if callable(obj) and hasattr(obj, "cache_clear"):
+            obj.cache_clear()
     from tsunagu.adapters import aws
 
     aws.client.cache_clear()

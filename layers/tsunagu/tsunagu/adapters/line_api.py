@@ -59,3 +59,8 @@ class LineClient:
         messages = [{"type": "text", "text": t} for t in texts[:5]]
         r = self._post("/v2/bot/message/reply", access_token, {"replyToken": reply_token, "messages": messages})
         return [str(m.get("id")) for m in (r or {}).get("sentMessages", []) if m.get("id")]
+
+    def issue_link_token(self, access_token: str, user_id: str) -> str:
+        """LINE's account-link token for ``user_id`` (valid 10 minutes, single use)."""
+        r = self._post(f"/v2/bot/user/{user_id}/linkToken", access_token, {})
+        return str(r["linkToken"])

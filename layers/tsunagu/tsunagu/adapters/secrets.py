@@ -4,6 +4,7 @@ so a warm webhook intake does not call Secrets Manager per request."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from typing import Any
 
@@ -77,3 +78,41 @@ class OperatorKey:
         if self._value is None and self.secret_id:
             self._value = client("secretsmanager").get_secret_value(SecretId=self.secret_id)["SecretString"]
         return self._value
+
+
+class SecretsManagerFactorKeys:
+    """The per-account key for keyed hashes of verification factors (phone, birth date, ...).
+    Created on first use; cached per warm container. Losing it makes every stored factor
+    unverifiable, so it is never rotated silently."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self._cache: dict[str, bytes] = {}
+
+    @property
+    def sm(self) -> Any:
+        return client("secretsmanager")
+
+    def key(self, account_id: str) -> bytes:
+        if account_id in self._cache:
+            return self._cache[account_id]
+        name = f"{self.prefix}/accounts/{account_id}/factor-key"
+        try:
+            value = self.sm.get_secret_value(SecretId=name)["SecretString"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            value = secrets.token_hex(32)
+            try:
+                self.sm.create_secret(
+                    Name=name,
+                    SecretString=value,
+                    Description="tsunagu: key for hashes of member verification factors",
+                    Tags=[{"Key": "tsunagu:account", "Value": account_id}],
+                )
+            except ClientError as e2:
+                if e2.response["Error"]["Code"] != "ResourceExistsException":
+                    raise
+                value = self.sm.get_secret_value(SecretId=name)["SecretString"]  # another worker won the race
+        self._cache[account_id] = bytes.fromhex(value)
+        return self._cache[account_id]

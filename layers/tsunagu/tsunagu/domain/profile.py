@@ -25,6 +25,7 @@ class AccountProfile:
     catch_all_reply: str | None = None
     chat_retention_days: int = 365
     forward_urls: tuple[str, ...] = ()
+    link_policy: tuple[tuple[str, ...], ...] = ()  # accepted factor combinations (R-LINK-1/9/14)
 
     @classmethod
     def from_settings(cls, account_id: str, settings: dict[str, Any]) -> AccountProfile:
@@ -42,4 +43,5 @@ class AccountProfile:
             catch_all_reply=settings.get("catch_all_reply"),
             chat_retention_days=int(settings.get("chat_retention_days") or 365),
             forward_urls=tuple(settings.get("forward_urls") or ()),
+            link_policy=tuple(tuple(c) for c in (settings.get("link_policy") or {}).get("accepted", [])),
         )

@@ -86,16 +86,21 @@ class QueueEntry:
     body: str
 
 
-def build_entries(account_id: str, envelope: WebhookEnvelope, received_at_ms: int) -> list[QueueEntry]:
-    """One queue message per event. ``receivedAt`` lets workers judge reply-token age."""
+def build_entries(
+    account_id: str, envelope: WebhookEnvelope, received_at_ms: int, origin: str | None = None
+) -> list[QueueEntry]:
+    """One queue message per event. ``receivedAt`` lets workers judge reply-token age;
+    ``origin`` is tsunagu's public base URL (for links sent in replies, e.g. the link page)."""
     out = []
     for ev in envelope.events:
-        msg = {
+        msg: dict[str, Any] = {
             "accountId": account_id,
             "destination": envelope.destination,
             "receivedAt": received_at_ms,
             "event": ev,
         }
+        if origin:
+            msg["origin"] = origin
         out.append(QueueEntry(route_of(ev), json.dumps(msg, ensure_ascii=False, separators=(",", ":"))))
     return out
 

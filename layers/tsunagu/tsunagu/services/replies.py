@@ -51,3 +51,14 @@ class ReplyService:
                     account.chat_retention_days,
                 )
         return "replied"
+
+    def send_text(self, account_id: str, event: dict[str, Any], text: str) -> bool:
+        """A system reply (linking status etc.); False when the token is refused or missing."""
+        token = self.secrets.access_token(account_id)
+        if token is None or not event.get("replyToken"):
+            return False
+        try:
+            self.line.reply(token, event["replyToken"], [text])
+        except BadRequest:
+            return False
+        return True

@@ -26,7 +26,7 @@ class WebhookIntake:
     forwards: ForwardTargets | None = None
     max_body_bytes: int = 1_048_576
 
-    def accept(self, account_id: str, body: bytes, signature: str | None) -> IntakeResult:
+    def accept(self, account_id: str, body: bytes, signature: str | None, origin: str | None = None) -> IntakeResult:
         if len(body) > self.max_body_bytes:
             raise PayloadTooLarge("webhook body too large")
         # The channel secret is the account's existence check too: an account without channel
@@ -38,7 +38,7 @@ class WebhookIntake:
         envelope = parse_envelope(body)
         received = int(time.time() * 1000)
         by_route: dict[str, list[str]] = defaultdict(list)
-        for entry in build_entries(account_id, envelope, received):
+        for entry in build_entries(account_id, envelope, received, origin):
             by_route[entry.route].append(entry.body)
         if self.forwards is not None:
             # Relay the exact bytes and LINE's signature, one queue message per downstream URL

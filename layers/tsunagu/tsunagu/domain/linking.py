@@ -1,0 +1,139 @@
+"""Member linking rules (R-LINK-1 ... R-LINK-14): input formats, keyed hashes of verification
+factors, attempt limits, and the member-facing errors (Japanese, each with a stable code).
+
+Nothing raw is kept: phone, birth date, e-mail, login id and usage codes are stored as keyed
+HMACs with a per-account secret (a plain hash of a phone number or a birth date is reversible
+by brute force); passwords with scrypt and a random salt."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import unicodedata
+from datetime import date
+
+from tsunagu.errors import DomainError
+
+MEMBER_NUMBER_RE = re.compile(r"^(?:\d{4,12}|N\d{10})$")  # co-op style, or N + 10 digits (R-LINK-14)
+USAGE_CODE_RE = re.compile(r"^\d{16}$")  # R-LINK-9
+LINK_SESSION_SECONDS = 600  # R-LINK-4: the link screen expires 10 minutes after it was opened
+NONCE_BYTES = 24  # 192 bits (LINE asks for at least 128), base64url: 32 characters
+
+
+class LinkRefused(DomainError):
+    """A member-facing refusal: ``message`` is Japanese, ``code`` is stable."""
+
+    status = 422
+
+
+MESSAGES = {
+    "member_not_found": "組合員番号が見つかりません。番号をご確認ください。",
+    "phone_mismatch": (
+        "電話番号が登録内容と一致しません。登録されている電話番号が古い可能性があります。"
+        "お手数ですが、お問い合わせ窓口までご連絡ください。"
+    ),
+    "birth_date_not_registered": ("生年月日が登録されていません。お手数ですが、お問い合わせ窓口までご連絡ください。"),
+    "birth_date_mismatch": "生年月日が登録内容と一致しません。",
+    "birth_date_format": "生年月日は西暦4ケタ・月2ケタ・日2ケタの8ケタで入力してください(例: 19710401)。",
+    "phone_format": "電話番号を数字で入力してください(例: 09012345678)。",
+    "member_number_format": "組合員番号の形式が正しくありません。",
+    "session_expired": (
+        "連携画面の有効期限(10分)が切れました。画面を閉じて、もう一度LINEのメニューから連携を始めてください。"
+    ),
+    "member_already_linked": (
+        "この番号はすでに別のLINEアカウントと連携されています。機種変更などでお困りの場合はお問い合わせ窓口へ"
+        "ご連絡ください(ご本人確認のうえ解除します)。"
+    ),
+    "login_failed": "ログインIDまたはパスワードが正しくありません。",
+    "usage_code_format": "利用コードは16ケタの数字で入力してください。",
+    "usage_code_invalid": "利用コードが正しくありません。",
+    "contractor_link_required": "利用者連携の前に、この契約の契約者連携を完了してください。",
+    "usage_code_already_held": "このLINEアカウントはすでに別の利用コードと連携しています(1アカウント1回線まで)。",
+    "locked_out": "入力の誤りが続いたため、しばらくの間お手続きできません。時間をおいて再度お試しください。",
+    "csrf": "画面の有効期限が切れたか、不正な操作です。LINEのメニューからやり直してください。",
+    "policy_not_allowed": "この連携方法はご利用いただけません。",
+}
+
+
+def refuse(code: str) -> LinkRefused:
+    return LinkRefused(MESSAGES[code], code=code)
+
+
+def normalize_phone_jp(raw: str) -> str:
+    """Domestic digits: full-width to half-width, no separators, +81 -> 0 (R-LINK-1)."""
+    s = unicodedata.normalize("NFKC", raw).strip()
+    s = re.sub(r"[\s\-‐―ー()（）.]", "", s)
+    if s.startswith("+81"):
+        s = "0" + s[3:].lstrip("0")
+    if not re.fullmatch(r"0\d{9,10}", s):
+        raise refuse("phone_format")
+    return s
+
+
+def parse_birth_date(raw: str) -> str:
+    """R-LINK-2: exactly 8 digits, YYYYMMDD, a real date."""
+    s = unicodedata.normalize("NFKC", raw).strip()
+    if not re.fullmatch(r"\d{8}", s):
+        raise refuse("birth_date_format")
+    try:
+        date(int(s[:4]), int(s[4:6]), int(s[6:]))
+    except ValueError:
+        raise refuse("birth_date_format") from None
+    return s
+
+
+def parse_member_number(raw: str) -> str:
+    s = unicodedata.normalize("NFKC", raw).strip().upper()
+    if not MEMBER_NUMBER_RE.match(s):
+        raise refuse("member_number_format")
+    return s
+
+
+def parse_usage_code(raw: str) -> str:
+    s = re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", raw))
+    if not USAGE_CODE_RE.match(s):
+        raise refuse("usage_code_format")
+    return s
+
+
+def factor_hash(key: bytes, kind: str, value: str) -> str:
+    """Keyed hash of a verification factor; ``kind`` separates the domains (phone vs birth)."""
+    return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def factor_matches(key: bytes, kind: str, value: str, stored: str | None) -> bool:
+    return stored is not None and hmac.compare_digest(factor_hash(key, kind, value), stored)
+
+
+# scrypt: memory-hard; n=2**14, r=8, p=1 costs ~50 ms and 16 MiB per check on one core.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    dk = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    b64 = base64.urlsafe_b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(dk).decode()}"
+
+
+def password_matches(password: str, stored: str | None) -> bool:
+    if not stored:
+        # Same work as a real check, so timing does not tell whether the login id exists.
+        hash_password(password)
+        return False
+    _, n, r, p, salt, dk = stored.split("$")
+    got = hashlib.scrypt(password.encode(), salt=base64.urlsafe_b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=32)
+    return hmac.compare_digest(got, base64.urlsafe_b64decode(dk))
+
+
+def new_nonce() -> str:
+    """LINE's account-link nonce: single use, unpredictable, 10-255 chars; base64url so it
+    needs no escaping in the dialog URL."""
+    return secrets.token_urlsafe(NONCE_BYTES)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)

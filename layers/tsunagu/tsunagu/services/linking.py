@@ -1,0 +1,253 @@
+"""Member linking through LINE's account-link flow (line-platform.md 3; R-LINK-1 ... R-LINK-14).
+
+start (OA menu / keyword) -> link token + a 10-minute page session -> the member proves who
+they are on the page -> a single-use nonce bound to the member and the LINE user -> LINE's
+dialog -> the ``accountLink`` event consumes the nonce and links, in one transaction that holds
+R-LINK-3 (one member, one LINE account), R-LINK-10 (user link after contractor link) and
+R-LINK-11 (one usage code per LINE account) under any concurrency."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from tsunagu.domain.linking import (
+    LINK_SESSION_SECONDS,
+    LinkRefused,
+    factor_hash,
+    factor_matches,
+    new_nonce,
+    new_token,
+    normalize_phone_jp,
+    parse_birth_date,
+    parse_member_number,
+    parse_usage_code,
+    password_matches,
+    refuse,
+)
+from tsunagu.errors import BadRequest
+
+# Which link kind each accepted factor combination proves.
+KIND_OF = {
+    ("member_number_phone_birthdate",): "member",
+    ("login_id_password",): "contractor",
+    ("usage_code",): "user",
+}
+KIND_LABELS = {"member": "組合員番号で連携", "contractor": "契約者連携(My-Page ID)", "user": "利用者連携(利用コード)"}
+CONFIRMATION = (
+    "連携が完了しました。会員向けのお知らせやクーポンが届くようになります。"
+    "連携はメニューの「連携解除」からいつでも解除できます。"
+)
+
+
+@dataclass
+class LinkLimits:
+    """Failed attempts allowed per window before a lockout (settings)."""
+
+    per_member: int = 5
+    per_user: int = 10
+    window_seconds: int = 900
+
+
+@dataclass
+class LinkPage:
+    account_id: str
+    session_id: str
+    csrf: str
+    kinds: list[str]
+    expires_at: int
+
+
+def target_of(kind: str, member_number: str, line_id: str | None = None) -> str:
+    if kind == "member":
+        return f"MEMBER#{member_number}"
+    if kind == "contractor":
+        return f"CONTRACTOR#{member_number}"
+    return f"LINE#{member_number}#{line_id}"
+
+
+def offered_kinds(policy: tuple[tuple[str, ...], ...]) -> list[str]:
+    return [KIND_OF[combo] for combo in policy if combo in KIND_OF]
+
+
+@dataclass
+class LinkingService:
+    accounts: Any  # AccountStore (profile)
+    members: Any  # DynamoMemberRegister
+    links: Any  # DynamoLinkStore
+    factor_keys: Any  # SecretsManagerFactorKeys
+    secrets: Any  # ChannelSecrets
+    line: Any  # LineMessaging
+    access_base_url: str = "https://access.line.me"
+    limits: LinkLimits = field(default_factory=LinkLimits)
+
+    # -- 1. the member asks to link (message worker) -------------------------------------
+    def start(self, account_id: str, user_id: str, reply_token: str, base_url: str) -> str:
+        profile = self.accounts.profile(account_id)
+        token = self.secrets.access_token(account_id)
+        if profile is None or token is None or not offered_kinds(profile.link_policy):
+            return "linking_not_offered"
+        link_token = self.line.issue_link_token(token, user_id)
+        session_id, csrf = new_token(), new_token()
+        self.links.put_session(
+            account_id, session_id, user_id, link_token, csrf, int(time.time()) + LINK_SESSION_SECONDS
+        )
+        url = f"{base_url.rstrip('/')}/link/{account_id}?s={quote(session_id)}"
+        self.line.reply(token, reply_token, [f"下のリンクから連携手続きを行ってください(10分間有効です)。\n{url}"])
+        return "link_started"
+
+    # -- 2. the page --------------------------------------------------------------------
+    def _session(self, account_id: str, session_id: str) -> dict[str, Any]:
+        s = self.links.get_session(account_id, session_id) if session_id else None
+        if s is None or int(s["expires_at"]) <= time.time():
+            raise refuse("session_expired")
+        return dict(s)
+
+    def open(self, account_id: str, session_id: str) -> LinkPage:
+        s = self._session(account_id, session_id)
+        profile = self.accounts.profile(account_id)
+        return LinkPage(
+            account_id,
+            session_id,
+            s["csrf"],
+            offered_kinds(profile.link_policy if profile else ()),
+            int(s["expires_at"]),
+        )
+
+    # -- 3. the member proves who they are ------------------------------------------------
+    def submit(self, account_id: str, session_id: str, csrf_cookie: str | None, form: dict[str, str]) -> str:
+        """Check the factors; return the URL of LINE's account-link dialog."""
+        s = self._session(account_id, session_id)
+        if not csrf_cookie or csrf_cookie != s["csrf"] or form.get("csrf") != s["csrf"]:
+            raise refuse("csrf")
+        profile = self.accounts.profile(account_id)
+        kind = form.get("kind", "")
+        if kind not in offered_kinds(profile.link_policy if profile else ()):
+            raise refuse("policy_not_allowed")
+        user_id = s["user_id"]
+        window = int(time.time()) // self.limits.window_seconds
+        if self.links.failures(account_id, f"USER#{user_id}", window) >= self.limits.per_user:
+            raise refuse("locked_out")
+        key = self.factor_keys.key(account_id)
+        member_number: str | None = None
+        try:
+            member_number, line_id = self._identify(account_id, key, kind, form, window)
+        except LinkRefused as e:
+            if e.code not in ("locked_out",) and not e.code.endswith("_format"):
+                self._fail(account_id, user_id, e.details if isinstance(e.details, str) else None, window)
+            raise
+        target = target_of(kind, member_number, line_id)
+        existing = self.links.target(account_id, target)
+        if existing is not None and existing["user_id"] != user_id:
+            raise refuse("member_already_linked")
+        contractor = None
+        if kind == "user":
+            contractor = target_of("contractor", member_number)
+            if self.links.target(account_id, contractor) is None:
+                raise refuse("contractor_link_required")
+            held = [lk for lk in self.links.user_links(account_id, user_id) if lk["target"].startswith("LINE#")]
+            if held and held[0]["target"] != target:
+                raise refuse("usage_code_already_held")
+        nonce = new_nonce()
+        self.links.put_nonce(account_id, nonce, user_id, target, member_number, int(time.time()) + LINK_SESSION_SECONDS)
+        return (
+            f"{self.access_base_url.rstrip('/')}/dialog/bot/accountLink"
+            f"?linkToken={quote(s['link_token'], safe='')}&nonce={quote(nonce, safe='')}"
+        )
+
+    def _identify(
+        self, account_id: str, key: bytes, kind: str, form: dict[str, str], window: int
+    ) -> tuple[str, str | None]:
+        if kind == "member":
+            mn = parse_member_number(form.get("member_number", ""))
+            phone = normalize_phone_jp(form.get("phone", ""))
+            birth = parse_birth_date(form.get("birth_date", ""))
+            if self.links.failures(account_id, f"MEMBER#{mn}", window) >= self.limits.per_member:
+                raise refuse("locked_out")
+            rec = self.members.get(account_id, mn)
+            if rec is None:
+                raise _with(refuse("member_not_found"), mn)
+            if not factor_matches(key, "phone", phone, rec.phone_hash):
+                raise _with(refuse("phone_mismatch"), mn)
+            if rec.birth_hash is None:
+                raise _with(refuse("birth_date_not_registered"), mn)
+            if not factor_matches(key, "birth", birth, rec.birth_hash):
+                raise _with(refuse("birth_date_mismatch"), mn)
+            return mn, None
+        if kind == "contractor":
+            login_id, password = form.get("login_id", "").strip(), form.get("password", "")
+            found = (
+                self.members.find(account_id, "login_id", factor_hash(key, "login_id", login_id)) if login_id else None
+            )
+            rec = self.members.get(account_id, found[0]) if found else None
+            if found and self.links.failures(account_id, f"MEMBER#{found[0]}", window) >= self.limits.per_member:
+                raise refuse("locked_out")
+            if not password_matches(password, rec.password_hash if rec else None) or rec is None:
+                raise _with(refuse("login_failed"), found[0] if found else None)
+            return rec.member_number, None
+        code = parse_usage_code(form.get("usage_code", ""))
+        found = self.members.find(account_id, "usage_code", factor_hash(key, "usage_code", code))
+        if found is None or found[1] is None:
+            raise refuse("usage_code_invalid")
+        return found[0], found[1]
+
+    def _fail(self, account_id: str, user_id: str, member_number: str | None, window: int) -> None:
+        expires = (window + 2) * self.limits.window_seconds
+        self.links.add_failure(account_id, f"USER#{user_id}", window, expires)
+        if member_number:
+            self.links.add_failure(account_id, f"MEMBER#{member_number}", window, expires)
+
+    # -- 4. LINE's accountLink event (linking worker) ---------------------------------------
+    def complete(self, account_id: str, event: dict[str, Any]) -> str:
+        link = event.get("link") or {}
+        if link.get("result") != "ok":
+            return "failed"  # LINE could not verify the user: link nothing
+        user_id = (event.get("source") or {}).get("userId")
+        nonce = str(link.get("nonce") or "")
+        record = self.links.get_nonce(account_id, nonce) if nonce and user_id else None
+        if record is None:
+            return "unknown_nonce"  # never issued, already used, or expired
+        if record["user_id"] != user_id:
+            return "nonce_user_mismatch"
+        contractor = target_of("contractor", record["member_number"]) if record["target"].startswith("LINE#") else None
+        failure = self.links.link(account_id, nonce, user_id, record["target"], record["member_number"], contractor)
+        text = CONFIRMATION if failure is None else refuse(failure).message if failure in _MEMBER_FACING else None
+        token = self.secrets.access_token(account_id)
+        if text and token and event.get("replyToken"):
+            try:
+                self.line.reply(token, event["replyToken"], [text])
+            except BadRequest:
+                pass  # an expired reply token: the link itself is done
+        return "linked" if failure is None else failure
+
+    # -- unlink and status --------------------------------------------------------------
+    def unlink_self(self, account_id: str, user_id: str) -> list[str]:
+        """R-LINK-5 / R-LINK-13: a member releases their member and user links from the OA menu
+        (a contractor link is released from the company's own My-Page, i.e. by staff)."""
+        done = []
+        for lk in self.links.user_links(account_id, user_id):
+            if lk["target"].startswith(("MEMBER#", "LINE#")) and self.links.unlink(
+                account_id, lk["target"], "member", None, expected_user=user_id
+            ):
+                done.append(lk["target"])
+        return done
+
+    def unlink_staff(self, account_id: str, target: str, reason: str) -> str | None:
+        """R-LINK-6: staff release a link after checking identity; the reason is audited."""
+        return self.links.unlink(account_id, target, "staff", reason)  # type: ignore[no-any-return]
+
+    def status(self, account_id: str, user_id: str) -> list[dict[str, Any]]:
+        return [
+            {"target": lk["target"], "member_number": lk["member_number"], "linked_at": int(lk["linked_at"])}
+            for lk in self.links.user_links(account_id, user_id)
+        ]
+
+
+_MEMBER_FACING = {"member_already_linked", "usage_code_already_held", "contractor_link_required"}
+
+
+def _with(e: LinkRefused, member_number: str | None) -> LinkRefused:
+    e.details = member_number
+    return e
