@@ -1,10 +1,12 @@
 """Accounts API: create (platform operator), read / change settings, store channel credentials."""
 
-from typing import Annotated, Any
+import base64
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tsunagu import wiring
 from tsunagu.domain.accounts import (
@@ -21,6 +23,21 @@ tracing = tracer()
 accounts = wiring.account_service()
 friends = wiring.friend_query()
 chats = wiring.chat_export()
+members = wiring.member_service()
+MemberNumber = Annotated[str, Path(pattern=r"^(?:\d{4,12}|N\d{10})$")]
+
+
+class MemberBatch(BaseModel):
+    members: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+class StaffUnlink(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["member", "contractor", "user"]
+    line_id: str | None = None
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
 
 app = build_resolver()
 AccountId = Annotated[str, Path(max_length=64)]
@@ -94,6 +111,59 @@ def export_user_chats(account_id: AccountId, user_id: UserId) -> Response[str]:
     q = app.current_event.query_string_parameters or {}
     export = chats.export(account_id, user_id, q.get("since"), q.get("until"), q.get("limit"), q.get("cursor"))
     return _csv(export, f"chats-{account_id}-{user_id}")
+
+
+@app.post("/accounts/<account_id>/members")  # type: ignore[untyped-decorator]
+def import_members(account_id: AccountId, batch: Annotated[MemberBatch, Body()]) -> dict[str, Any]:
+    """Import or update up to 1,000 members (JSON). Bad rows are reported, the rest imported."""
+    _auth(account_id)
+    return members.import_rows(account_id, batch.members)
+
+
+@app.post("/accounts/<account_id>/members/import")  # type: ignore[untyped-decorator]
+def import_members_csv(account_id: AccountId) -> dict[str, Any]:
+    """Import members from CSV (UTF-8 or Shift_JIS; one row per contract line)."""
+    _auth(account_id)
+    ev = app.current_event
+    raw = ev.get("body") or ""
+    data = base64.b64decode(raw) if ev.is_base64_encoded else raw.encode()
+    return members.import_csv(account_id, data)
+
+
+@app.get("/accounts/<account_id>/members")  # type: ignore[untyped-decorator]
+def list_members(account_id: AccountId) -> dict[str, Any]:
+    _auth(account_id)
+    q = app.current_event.query_string_parameters or {}
+    return members.page(account_id, q.get("limit"), q.get("after"))
+
+
+@app.get("/accounts/<account_id>/members/<member_number>")  # type: ignore[untyped-decorator]
+def get_member(account_id: AccountId, member_number: MemberNumber) -> dict[str, Any]:
+    """Which factors are on file (never their values), contract lines and link status (R-LINK-14)."""
+    _auth(account_id)
+    return members.get(account_id, member_number)
+
+
+@app.post("/accounts/<account_id>/members/<member_number>/unlink")  # type: ignore[untyped-decorator]
+def staff_unlink(
+    account_id: AccountId, member_number: MemberNumber, req: Annotated[StaffUnlink, Body()]
+) -> dict[str, Any]:
+    """Staff release a link after checking identity (R-LINK-6); the reason goes to the audit trail."""
+    _auth(account_id)
+    return members.staff_unlink(account_id, member_number, req.kind, req.line_id, req.reason)
+
+
+@app.get("/accounts/<account_id>/segments/linked")  # type: ignore[untyped-decorator]
+def linked_segments(account_id: AccountId) -> dict[str, Any]:
+    """Linked members vs unlinked friends (R-LINK-7)."""
+    _auth(account_id)
+    return members.segments(account_id)
+
+
+@app.get("/accounts/<account_id>/link-audit")  # type: ignore[untyped-decorator]
+def link_audit(account_id: AccountId) -> dict[str, Any]:
+    _auth(account_id)
+    return {"entries": members.audit(account_id)}
 
 
 @app.get("/openapi.json")  # type: ignore[untyped-decorator]

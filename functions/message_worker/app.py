@@ -24,7 +24,7 @@ idempotency = IdempotencyConfig(event_key_jmespath="[accountId, event.webhookEve
 
 
 def handle_once(msg: dict[str, Any]) -> str:
-    return messages.handle(msg["accountId"], msg["event"], int(msg.get("receivedAt", 0)))
+    return messages.handle(msg["accountId"], msg["event"], int(msg.get("receivedAt", 0)), msg.get("origin", ""))
 
 
 @cache

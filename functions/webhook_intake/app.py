@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from tsunagu import wiring
+from tsunagu.config import get_settings
 from tsunagu.errors import DomainError
 from tsunagu.observability import logger, metrics, tracer
 
@@ -30,7 +31,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     logger.append_keys(account_id=account_id)
     try:
-        result = intake.accept(account_id, body, headers.get("x-line-signature"))
+        origin = get_settings().public_base_url or f"https://{event['requestContext'].get('domainName', '')}"
+        result = intake.accept(account_id, body, headers.get("x-line-signature"), origin)
     except DomainError as e:
         logger.warning("webhook refused", extra={"code": e.code, "status": e.status})
         return _response(e.status, {"error": {"code": e.code, "message": e.message}})

@@ -24,6 +24,15 @@ class Reply:
         return self.body.decode()
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+# Redirects are returned, not followed: tests look at the Location of the link page's 302.
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
 def request(
     method: str,
     url: str,
@@ -38,7 +47,7 @@ def request(
         hdrs.setdefault("Content-Type", "application/json")
     req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with _opener.open(req, timeout=timeout) as r:
             return Reply(r.status, {k.lower(): v for k, v in r.headers.items()}, r.read())
     except urllib.error.HTTPError as e:
         return Reply(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read())

@@ -13,6 +13,8 @@ Control API (not LINE's): ``/_sandbox/...``
   webhookEventId, timestamp, mode, deliveryContext and a fresh replyToken where missing, signs,
   posts, and returns {status, body, events}.
 - ``GET /_sandbox/calls?path=/v2/bot/message/reply`` and ``DELETE /_sandbox/calls``.
+- ``GET /dialog/bot/accountLink?linkToken=&nonce=[&result=failed]`` - LINE's account-link dialog:
+  sends the ``accountLink`` webhook for a valid link token.
 - ``PUT /_sandbox/pnp`` {reachable: [sha256...]} - which hashed numbers have a LINE user.
 - ``POST /_sandbox/sinks/{name}`` - a downstream webhook receiver (another LINE tool) that records
   body and signature; ``PUT`` {fail: N} makes its next N deliveries fail with 503; ``GET`` lists.
@@ -69,6 +71,8 @@ class SandboxState:
     retry_keys: dict[tuple[str, str], tuple[str, float, dict[str, Any]]] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
     pnp_reachable: set[str] | None = None  # None: every well-formed hash is reachable
+    link_tokens: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # token -> channel, user, issued
+    used_link_tokens: set[str] = field(default_factory=set)
     sinks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # stand-ins for other LINE tools
     sink_failures: dict[str, int] = field(default_factory=dict)
     consumption: dict[str, int] = field(default_factory=dict)
@@ -113,7 +117,10 @@ class LineSandbox:
             return self._pnp(ch, path, doc, headers)
         m = re.fullmatch(r"/v2/bot/user/(U[0-9a-f]{32})/linkToken", path)
         if method == "POST" and m:
-            return 200, {"linkToken": secrets.token_urlsafe(24)}, {}
+            token = secrets.token_urlsafe(24)
+            with self.state.lock:
+                self.state.link_tokens[token] = (ch.channel_id, m.group(1), time.time())
+            return 200, {"linkToken": token}, {}
         if method == "GET" and path == "/v2/bot/message/quota":
             return 200, {"type": "limited", "value": 200}, {}
         if method == "GET" and path == "/v2/bot/message/quota/consumption":
@@ -305,6 +312,30 @@ class LineSandbox:
                 return 200, {"ok": True}
             return 200, {"received": list(self.state.sinks.get(name, []))}
 
+    def dialog(self, query: dict[str, list[str]]) -> tuple[int, str]:
+        """LINE's account-link dialog, played: a valid, unused link token (10 minutes) sends the
+        ``accountLink`` webhook - ``ok`` with the nonce, or ``failed`` (no source, no reply token)
+        when ``result=failed`` is asked for. An expired or used token sends nothing, as on LINE."""
+        token = query.get("linkToken", [""])[0]
+        nonce = query.get("nonce", [""])[0]
+        with self.state.lock:
+            issued = self.state.link_tokens.get(token)
+            if issued is None or token in self.state.used_link_tokens or time.time() - issued[2] > 600:
+                return 400, "<p>このリンクは無効です(期限切れまたは使用済み)。</p>"
+            self.state.used_link_tokens.add(token)
+        channel_id, user_id, _ = issued
+        ev: dict[str, Any]
+        if query.get("result", ["ok"])[0] == "failed":
+            ev = {"type": "accountLink", "link": {"result": "failed", "nonce": nonce}}
+        else:
+            ev = {
+                "type": "accountLink",
+                "source": {"type": "user", "userId": user_id},
+                "link": {"result": "ok", "nonce": nonce},
+            }
+        out = self.send_webhook(channel_id, {"events": [ev]})
+        return 200, f"<p>LINE sandbox: accountLink sent (tsunagu answered {out['status']}).</p>"
+
     def control(
         self, method: str, path: str, query: dict[str, list[str]], body: bytes, headers: dict[str, str] | None = None
     ) -> tuple[int, Any]:
@@ -354,6 +385,15 @@ class LineSandbox:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 extra: dict[str, str] = {}
+                if url.path == "/dialog/bot/accountLink":
+                    status, html = sb.dialog(parse_qs(url.query))
+                    out = html.encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                    return
                 try:
                     if url.path.startswith("/_sandbox/"):
                         status, payload = sb.control(self.command, url.path, parse_qs(url.query), body, headers)

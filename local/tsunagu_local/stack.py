@@ -123,7 +123,14 @@ class LocalStack:
                 "TSUNAGU_ALLOW_PRIVATE_FORWARD": "true",
             }
         )
-        self.stack = create_resources(params={"LineApiBaseUrl": self.sandbox_url, "LogLevel": self.log_level})
+        self.stack = create_resources(
+            params={
+                "LineApiBaseUrl": self.sandbox_url,
+                "LineAccessBaseUrl": self.sandbox_url,
+                "PublicBaseUrl": self.api_url,
+                "LogLevel": self.log_level,
+            }
+        )
         self._apply_function_environment()
         self.functions = {lid: LocalFunction(spec) for lid, spec in self.stack.functions.items()}
         gw = Gateway(

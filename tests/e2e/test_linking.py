@@ -1,0 +1,297 @@
+"""Member linking end to end on the local stack: the OA menu, the link page, LINE's dialog
+(played by the sandbox), the accountLink webhook, and the rules (R-LINK-1 ... R-LINK-14)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.e2e.conftest import OPERATOR_KEY, RunningStack
+from tsunagu.adapters.linking import DynamoLinkStore
+from tsunagu.domain.linking import new_nonce
+from tsunagu_local.client import request
+
+pytestmark = pytest.mark.e2e
+MEMBER = {"member_number": "1234567", "phone": "090-1234-5678", "birth_date": "19710401"}
+
+
+def new_user() -> str:
+    return "U" + os.urandom(16).hex()
+
+
+@pytest.fixture
+def coop(local_stack: RunningStack) -> dict[str, Any]:
+    api, sb = local_stack.api, local_stack.sandbox
+    r = request(
+        "POST",
+        f"{api}/accounts",
+        {
+            "name": "コープ",
+            "link_policy": {"accepted": [["member_number_phone_birthdate"], ["login_id_password"], ["usage_code"]]},
+        },
+        headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
+    )
+    aid, auth = r.json["account_id"], {"Authorization": f"Bearer {r.json['api_key']}"}
+    ch = request("POST", f"{sb}/_sandbox/channels", {"webhookUrl": f"{api}/line/{aid}/webhook"}).json
+    request(
+        "PUT",
+        f"{api}/accounts/{aid}/channel",
+        {"channel_secret": ch["channelSecret"], "access_token": ch["accessToken"]},
+        headers=auth,
+    )
+    members = [
+        MEMBER,
+        {
+            "member_number": "N0123456789",
+            "login_id": "taro",
+            "password": "correct horse",
+            "lines": [{"line_id": "L1", "usage_code": "1111222233334444", "monthly_base_fee": 3000}],
+        },
+    ]
+    r = request("POST", f"{api}/accounts/{aid}/members", {"members": members}, headers=auth)
+    assert r.json["imported"] == 2, r.text
+    return {"id": aid, "auth": auth, "channel": ch, "stack": local_stack}
+
+
+def say(oa: dict[str, Any], user: str, text: str) -> None:
+    st = oa["stack"]
+    request(
+        "POST",
+        f"{st.sandbox}/_sandbox/channels/{oa['channel']['channelId']}/webhooks",
+        {
+            "events": [
+                {
+                    "type": "message",
+                    "source": {"type": "user", "userId": user},
+                    "message": {"type": "text", "text": text},
+                }
+            ]
+        },
+    )
+    st.drain()
+
+
+def replies(oa: dict[str, Any]) -> list[str]:
+    calls = request("GET", f"{oa['stack'].sandbox}/_sandbox/calls?path=/v2/bot/message/reply").json["calls"]
+    return [c["body"]["messages"][0]["text"] for c in calls]
+
+
+def open_page(oa: dict[str, Any], user: str) -> dict[str, str]:
+    """The member taps 連携 and opens the link from the reply: session id, csrf, cookie."""
+    say(oa, user, "連携")
+    url = next(re.search(r"(http\S+/link/\S+)", t).group(1) for t in reversed(replies(oa)) if "/link/" in t)
+    r = request("GET", url)
+    assert r.status == 200, r.text
+    cookie = r.headers["set-cookie"].split(";", 1)[0]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', r.text).group(1)
+    sid = re.search(r'name="s" value="([^"]+)"', r.text).group(1)
+    return {"s": sid, "csrf": csrf, "cookie": cookie}
+
+
+def submit(oa: dict[str, Any], page: dict[str, str], kind: str, cookie: str | None = "same", **fields: str):
+    form = {"s": page["s"], "csrf": page["csrf"], "kind": kind, **fields}
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if cookie:
+        headers["Cookie"] = page["cookie"] if cookie == "same" else cookie
+    return request("POST", f"{oa['stack'].api}/link/{oa['id']}", data=urlencode(form).encode(), headers=headers)
+
+
+def code_of(r) -> str | None:
+    m = re.search(r'data-code="([^"]+)"', r.text)
+    return m.group(1) if m else None
+
+
+def through_dialog(oa: dict[str, Any], location: str) -> None:
+    r = request("GET", location)
+    assert r.status == 200, r.text
+    oa["stack"].drain()
+
+
+def member_links(oa: dict[str, Any], mn: str) -> list[dict[str, Any]]:
+    return request("GET", f"{oa['stack'].api}/accounts/{oa['id']}/members/{mn}", headers=oa["auth"]).json["links"]
+
+
+def test_coop_member_links_end_to_end_and_a_second_line_account_is_refused(coop):
+    user = new_user()
+    page = open_page(coop, user)
+    r = submit(coop, page, "member", member_number="1234567", phone="０９０-１２３４-５６７８", birth_date="19710401")
+    assert r.status == 302, r.text
+    assert "/dialog/bot/accountLink?linkToken=" in r.headers["location"]
+    nonce = re.search(r"nonce=([^&]+)", r.headers["location"]).group(1)
+    assert len(nonce) >= 22  # >= 128 bits, base64url
+    through_dialog(coop, r.headers["location"])
+    assert [lk["user_id"] for lk in member_links(coop, "1234567")] == [user]
+    assert any(t.startswith("連携が完了しました") for t in replies(coop))  # R-LINK-14
+    # R-LINK-3: the same member from another LINE account
+    other = new_user()
+    page2 = open_page(coop, other)
+    r = submit(coop, page2, "member", **{k: v for k, v in MEMBER.items()})
+    assert (r.status, code_of(r)) == (422, "member_already_linked")
+    assert "すでに別のLINEアカウント" in r.text
+    segs = request("GET", f"{coop['stack'].api}/accounts/{coop['id']}/segments/linked", headers=coop["auth"]).json
+    assert user in segs["linked"] and other not in segs["linked"]  # R-LINK-7
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"phone": "080-0000-0000"}, "phone_mismatch"),
+        ({"birth_date": "1971-04-01"}, "birth_date_format"),
+        ({"birth_date": "19710402"}, "birth_date_mismatch"),
+        ({"member_number": "9999999"}, "member_not_found"),
+    ],
+)
+def test_wrong_factors_are_refused_in_japanese_with_a_stable_code(coop, fields, code):
+    page = open_page(coop, new_user())
+    r = submit(coop, page, "member", **{**MEMBER, **fields})
+    assert (r.status, code_of(r)) == (422, code)
+    assert member_links(coop, "1234567") == []
+
+
+def test_missing_csrf_cookie_and_expired_session_are_refused(coop):
+    page = open_page(coop, new_user())
+    assert submit(coop, page, "member", cookie=None, **MEMBER).status == 403
+    table = next(t for t in coop["stack"].client("dynamodb").list_tables()["TableNames"] if t.endswith("-Table"))
+    coop["stack"].client("dynamodb").update_item(
+        TableName=table,
+        Key={"PK": {"S": f"ACCOUNT#{coop['id']}"}, "SK": {"S": f"LINKSESSION#{page['s']}"}},
+        UpdateExpression="SET expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
+    )
+    r = submit(coop, page, "member", **MEMBER)
+    assert (r.status, code_of(r)) == (410, "session_expired")  # R-LINK-4
+
+
+def test_brute_force_birth_dates_lock_the_member_out_and_link_nothing(coop):
+    codes = []
+    for i in range(7):
+        page = open_page(coop, new_user())  # a new LINE user each time: the member's own limit holds
+        codes.append(code_of(submit(coop, page, "member", **{**MEMBER, "birth_date": f"1971040{i + 2}"})))
+    assert codes[:5] == ["birth_date_mismatch"] * 5 and codes[5:] == ["locked_out"] * 2
+    page = open_page(coop, new_user())
+    r = submit(coop, page, "member", **MEMBER)  # even the right answer, while locked out
+    assert (r.status, code_of(r)) == (429, "locked_out")
+    assert member_links(coop, "1234567") == []
+
+
+def test_replayed_nonce_failed_result_and_redelivery_link_nothing_more(coop):
+    user = new_user()
+    page = open_page(coop, user)
+    loc = submit(coop, page, "member", **MEMBER).headers["location"]
+    nonce = re.search(r"nonce=([^&]+)", loc).group(1)
+    sb, ch = coop["stack"].sandbox, coop["channel"]["channelId"]
+    failed = request("GET", loc + "&result=failed")  # LINE could not verify the user
+    assert failed.status == 200
+    coop["stack"].drain()
+    assert member_links(coop, "1234567") == []
+    # A forged / replayed accountLink with the nonce for another user links nothing either.
+    request(
+        "POST",
+        f"{sb}/_sandbox/channels/{ch}/webhooks",
+        {
+            "events": [
+                {
+                    "type": "accountLink",
+                    "source": {"type": "user", "userId": new_user()},
+                    "link": {"result": "ok", "nonce": nonce},
+                }
+            ]
+        },
+    )
+    coop["stack"].drain()
+    assert member_links(coop, "1234567") == []
+    # The genuine event, then its redelivery: one link.
+    ev = {
+        "type": "accountLink",
+        "source": {"type": "user", "userId": user},
+        "link": {"result": "ok", "nonce": nonce},
+        "webhookEventId": "01HLINKREDELIVERY" + user[-9:].upper(),
+    }
+    request("POST", f"{sb}/_sandbox/channels/{ch}/webhooks", {"events": [ev]})
+    request("POST", f"{sb}/_sandbox/channels/{ch}/webhooks", {"events": [ev], "redelivery": True})
+    coop["stack"].drain()
+    assert [lk["user_id"] for lk in member_links(coop, "1234567")] == [user]
+    audit = request("GET", f"{coop['stack'].api}/accounts/{coop['id']}/link-audit", headers=coop["auth"]).json
+    assert [e["action"] for e in audit["entries"]].count("link") == 1
+
+
+def test_contractor_then_user_link_and_one_usage_code_per_line_account(coop):
+    user = new_user()
+    page = open_page(coop, user)
+    r = submit(coop, page, "user", usage_code="1111-2222-3333-4444")
+    assert code_of(r) == "contractor_link_required"  # R-LINK-10
+    r = submit(coop, page, "contractor", login_id="taro", password="wrong password")
+    assert code_of(r) == "login_failed"
+    r = submit(coop, page, "contractor", login_id="taro", password="correct horse")
+    assert r.status == 302
+    through_dialog(coop, r.headers["location"])
+    page = open_page(coop, user)
+    r = submit(coop, page, "user", usage_code="1111222233334444")
+    assert r.status == 302, r.text
+    through_dialog(coop, r.headers["location"])
+    targets = sorted(lk["target"] for lk in member_links(coop, "N0123456789"))
+    assert targets == ["CONTRACTOR#N0123456789", "LINE#N0123456789#L1"]
+    # Self-service unlink from the OA menu releases the user link, not the contractor link (R-LINK-13).
+    say(coop, user, "連携解除")
+    assert [lk["target"] for lk in member_links(coop, "N0123456789")] == ["CONTRACTOR#N0123456789"]
+    # Staff release the contractor link with a reason (R-LINK-6).
+    r = request(
+        "POST",
+        f"{coop['stack'].api}/accounts/{coop['id']}/members/N0123456789/unlink",
+        {"kind": "contractor", "reason": "本人確認済み: 機種変更"},
+        headers=coop["auth"],
+    )
+    assert r.status == 200, r.text
+    assert member_links(coop, "N0123456789") == []
+    audit = request("GET", f"{coop['stack'].api}/accounts/{coop['id']}/link-audit", headers=coop["auth"]).json
+    assert audit["entries"][0]["actor"] == "staff" and audit["entries"][0]["reason"] == "本人確認済み: 機種変更"
+
+
+def test_twenty_racing_links_for_one_member_have_exactly_one_winner(coop):
+    ddb = coop["stack"].client("dynamodb")
+    table = next(t for t in ddb.list_tables()["TableNames"] if t.endswith("-Table"))
+
+    class Store(DynamoLinkStore):
+        @property
+        def db(self):  # the stack's moto server: real conditional writes over HTTP
+            return ddb
+
+    store = Store(table)
+    users = [new_user() for _ in range(20)]
+    nonces = [new_nonce() for _ in users]
+    for u, n in zip(users, nonces, strict=True):
+        store.put_nonce(coop["id"], n, u, "MEMBER#1234567", "1234567", int(time.time()) + 600)
+    results: list[str | None] = []
+    barrier = threading.Barrier(20)
+
+    def go(u: str, n: str) -> None:
+        barrier.wait()
+        results.append(store.link(coop["id"], n, u, "MEMBER#1234567", "1234567", None))
+
+    threads = [threading.Thread(target=go, args=(u, n)) for u, n in zip(users, nonces, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(None) == 1
+    assert set(results) - {None} == {"member_already_linked"}
+    assert len(member_links(coop, "1234567")) == 1
+
+
+def test_no_raw_factor_at_rest_or_in_logs(coop):
+    user = new_user()
+    page = open_page(coop, user)
+    submit(coop, page, "member", **MEMBER)
+    ddb = coop["stack"].client("dynamodb")
+    dump = "".join(json.dumps(ddb.scan(TableName=t)["Items"]) for t in ddb.list_tables()["TableNames"])
+    logs = coop["stack"].logs()
+    for raw in ("09012345678", "090-1234-5678", "19710401", "correct horse", "1111222233334444", "taro"):
+        assert raw not in dump, raw
+        assert raw not in logs, raw
