@@ -5,8 +5,10 @@ Each feature issue adds its own steps here."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from tsunagu_local.client import request
 from tsunagu_local.stack import LocalStack
@@ -123,7 +125,9 @@ def run(stack: LocalStack) -> None:
         r.body.decode("utf-8").lstrip("\ufeff").rstrip(),
     )
 
-    step(9, "A forged webhook (wrong signature) is refused and nothing is enqueued")
+    link_member(stack, aid, auth, ch)
+
+    step(13, "A forged webhook (wrong signature) is refused and nothing is enqueued")
     w = request(
         "POST",
         f"{sb}/_sandbox/channels/{ch['channelId']}/webhooks",
@@ -134,12 +138,91 @@ def run(stack: LocalStack) -> None:
     ).json
     show("webhook answered", f"{w['status']} {w['body']}")
 
-    step(10, "The daily friend-stats schedule, triggered on demand by name")
+    step(14, "The daily friend-stats schedule, triggered on demand by name")
     r = request("POST", f"{api}/_local/invoke/FriendStatsFunction")
     show("schedule FriendStatsFunction", r.json)
     r = request("GET", f"{api}/accounts/{aid}/friends", headers=auth)
     show("friend counts", r.json["counts"])
     print("\nDone. `make serve` keeps the stack running for your own requests.")
+
+
+def _say(stack: LocalStack, ch: dict[str, Any], user: str, text: str) -> None:
+    request(
+        "POST",
+        f"{stack.sandbox_url}/_sandbox/channels/{ch['channelId']}/webhooks",
+        {
+            "events": [
+                {
+                    "type": "message",
+                    "source": {"type": "user", "userId": user},
+                    "message": {"type": "text", "text": text},
+                }
+            ]
+        },
+    )
+    stack.drain()
+
+
+def _open_link_page(stack: LocalStack, ch: dict[str, Any], user: str) -> dict[str, str]:
+    _say(stack, ch, user, "連携")
+    calls = request("GET", f"{stack.sandbox_url}/_sandbox/calls?path=/v2/bot/message/reply").json["calls"]
+    text = calls[-1]["body"]["messages"][0]["text"]
+    url = re.search(r"(http\S+/link/\S+)", text).group(1)  # type: ignore[union-attr]
+    r = request("GET", url)
+    return {
+        "url": url,
+        "cookie": r.headers["set-cookie"].split(";", 1)[0],
+        "reply": text,
+        "s": re.search(r'name="s" value="([^"]+)"', r.text).group(1),  # type: ignore[union-attr]
+        "csrf": re.search(r'name="csrf" value="([^"]+)"', r.text).group(1),
+    }  # type: ignore[union-attr]
+
+
+def _submit(stack: LocalStack, aid: str, page: dict[str, str], **fields: str) -> Any:
+    form = urlencode({"s": page["s"], "csrf": page["csrf"], "kind": "member", **fields}).encode()
+    return request(
+        "POST",
+        f"{stack.api_url}/link/{aid}",
+        data=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": page["cookie"]},
+    )
+
+
+def link_member(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, Any]) -> None:
+    api = stack.api_url
+    step(9, "The co-op imports its member register (factors are stored only as keyed hashes)")
+    request(
+        "PATCH",
+        f"{api}/accounts/{aid}",
+        {"link_policy": {"accepted": [["member_number_phone_birthdate"]]}},
+        headers=auth,
+    )
+    r = request(
+        "POST",
+        f"{api}/accounts/{aid}/members/import",
+        headers={**auth, "Content-Type": "text/csv"},
+        data=b"member_number,phone,birth_date\n1234567,090-1234-5678,19710401\n7654321,080-0000,1971-4-1\n",
+    )
+    show("POST /accounts/{id}/members/import", r.json)
+
+    step(10, "The member taps 「連携」: tsunagu issues a LINE link token and replies with the link page")
+    page = _open_link_page(stack, ch, USER)
+    show("reply", page["reply"])
+
+    step(11, "On the page: member number, phone, birth date → LINE's account-link dialog → accountLink webhook")
+    r = _submit(stack, aid, page, member_number="1234567", phone="090-1234-5678", birth_date="19710401")
+    show("POST /link/{id}", f"{r.status} → {r.headers['location'].split('?')[0]}?linkToken=…&nonce=…")
+    request("GET", r.headers["location"])  # the sandbox plays LINE's dialog
+    stack.drain()
+    show("member 1234567", request("GET", f"{api}/accounts/{aid}/members/1234567", headers=auth).json["links"])
+    calls = request("GET", f"{stack.sandbox_url}/_sandbox/calls?path=/v2/bot/message/reply").json["calls"]
+    show("confirmation in the chat (R-LINK-14)", calls[-1]["body"]["messages"][0]["text"])
+
+    step(12, "Another LINE account tries to link the same member: refused (R-LINK-3)")
+    other = "U" + "b" * 32
+    page = _open_link_page(stack, ch, other)
+    r = _submit(stack, aid, page, member_number="1234567", phone="090-1234-5678", birth_date="19710401")
+    show("POST /link/{id}", f"{r.status} " + re.search(r'data-code="([^"]+)"', r.text).group(1))  # type: ignore[union-attr]
 
 
 def main() -> None:
