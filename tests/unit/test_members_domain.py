@@ -15,10 +15,19 @@ KEY = b"k" * 32
 
 
 def test_a_row_is_stored_as_hashes_only():
-    rec = parse_rows([{"member_number": "1234567", "phone": "090-1234-5678", "birth_date": "19710401",
-                       "login_id": "taro", "password": "correct horse",
-                       "lines": [{"line_id": "L1", "usage_code": "1111 2222 3333 4444", "monthly_base_fee": 3000}]}],
-                     KEY).records[0]
+    rec = parse_rows(
+        [
+            {
+                "member_number": "1234567",
+                "phone": "090-1234-5678",
+                "birth_date": "19710401",
+                "login_id": "taro",
+                "password": "correct horse",
+                "lines": [{"line_id": "L1", "usage_code": "1111 2222 3333 4444", "monthly_base_fee": 3000}],
+            }
+        ],
+        KEY,
+    ).records[0]
     assert rec.phone_hash == factor_hash(KEY, "phone", "09012345678")
     assert rec.birth_hash == factor_hash(KEY, "birth", "19710401")
     assert rec.lines[0].usage_code_hash == factor_hash(KEY, "usage_code", "1111222233334444")
@@ -31,20 +40,33 @@ def test_the_same_phone_hashes_differently_for_another_account():
 
 
 def test_bad_rows_are_reported_by_row_and_code_and_the_rest_imported():
-    rows = [{"member_number": "1234567", "phone": "090-1234-5678"},
-            {"member_number": "12", "phone": "090"},
-            {"member_number": "2345678", "birth_date": "1971-04-01"},
-            {"member_number": "3456789", "unexpected": "x"},
-            {"member_number": "1234567"}]
+    rows = [
+        {"member_number": "1234567", "phone": "090-1234-5678"},
+        {"member_number": "12", "phone": "090"},
+        {"member_number": "2345678", "birth_date": "1971-04-01"},
+        {"member_number": "3456789", "unexpected": "x"},
+        {"member_number": "1234567"},
+    ]
     parsed = parse_rows(rows, KEY)
     assert [r.member_number for r in parsed.records] == ["1234567"]
     assert [(e.row, e.code) for e in parsed.errors] == [
-        (2, "member_number_format"), (3, "birth_date_format"), (4, "invalid_row"), (5, "duplicate_member")]
+        (2, "member_number_format"),
+        (3, "birth_date_format"),
+        (4, "invalid_row"),
+        (5, "duplicate_member"),
+    ]
     assert all("1971-04-01" not in e.message for e in parsed.errors)
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("090-1234-5678", "09012345678"), ("０９０１２３４５６７８", "09012345678"),
-                                               ("+81 90 1234 5678", "09012345678"), ("099-222-3333", "0992223333")])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("090-1234-5678", "09012345678"),
+        ("０９０１２３４５６７８", "09012345678"),
+        ("+81 90 1234 5678", "09012345678"),
+        ("099-222-3333", "0992223333"),
+    ],
+)
 def test_japanese_phone_numbers_normalise(raw, expected):
     assert normalize_phone_jp(raw) == expected
 
@@ -57,9 +79,11 @@ def test_birth_dates_must_be_8_digit_real_dates(raw):
 
 
 def test_csv_groups_lines_by_member_and_reads_shift_jis():
-    text = ("member_number,phone,birth_date,line_id,usage_code,monthly_base_fee\r\n"
-            "N0123456789,09012345678,19800101,L1,1111222233334444,3000\r\n"
-            "N0123456789,,,L2,5555666677778888,1500\r\n")
+    text = (
+        "member_number,phone,birth_date,line_id,usage_code,monthly_base_fee\r\n"
+        "N0123456789,09012345678,19800101,L1,1111222233334444,3000\r\n"
+        "N0123456789,,,L2,5555666677778888,1500\r\n"
+    )
     rows, lines = csv_to_rows(decode_csv(text.encode("cp932")))
     assert lines == [2]
     assert [ln["line_id"] for ln in rows[0]["lines"]] == ["L1", "L2"]
