@@ -8,7 +8,12 @@ PY := $(VENV)/bin/python
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 
-.PHONY: run serve demo test lint typecheck template build openapi openapi-check pytest unit integration e2e bench clean
+# The link page's browser test uses Debian's Chromium and its driver (no browser download).
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk; }
+
+.PHONY: browser-deps run serve demo test lint typecheck template build openapi openapi-check pytest unit integration e2e bench clean
 
 $(VENV)/.installed: requirements/dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
