@@ -30,6 +30,9 @@ class Settings:
     line_access_base_url: str = "https://access.line.me"
     # Local stack only: forwarding to loopback/private addresses (the SSRF guard's exception).
     allow_private_forwarding: bool = False
+    # Failed link attempts allowed per 15-minute window before a lockout (R-LINK: brute force).
+    link_max_failures_per_member: int = 5
+    link_max_failures_per_user: int = 10
     # How long a channel secret stays cached in a warm function (seconds).
     secret_cache_seconds: int = 300
     # Largest webhook body accepted (LINE's own request limit is far below this).
@@ -57,6 +60,8 @@ class Settings:
             operator_key_secret_id=e.get("OPERATOR_KEY_SECRET_ID", ""),
             local_operator_key=e.get("TSUNAGU_OPERATOR_KEY") or None,
             secret_cache_seconds=int(e.get("SECRET_CACHE_SECONDS", "300")),
+            link_max_failures_per_member=int(e.get("LINK_MAX_FAILURES_PER_MEMBER", "5")),
+            link_max_failures_per_user=int(e.get("LINK_MAX_FAILURES_PER_USER", "10")),
         )
 
 

@@ -136,8 +136,10 @@ def factor_keys():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def linking_service():  # type: ignore[no-untyped-def]
-    from tsunagu.services.linking import LinkingService
+    from tsunagu.services.linking import LinkingService, LinkLimits
 
+    s = get_settings()
+    limits = LinkLimits(per_member=s.link_max_failures_per_member, per_user=s.link_max_failures_per_user)
     return LinkingService(
         account_store(),
         member_register(),
@@ -145,7 +147,8 @@ def linking_service():  # type: ignore[no-untyped-def]
         factor_keys(),
         channel_secrets(),
         line_client(),
-        get_settings().line_access_base_url,
+        s.line_access_base_url,
+        limits,
     )
 
 
