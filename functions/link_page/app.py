@@ -50,21 +50,42 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             page = linking.open(account_id, (event.get("queryStringParameters") or {}).get("s", ""))
         except LinkRefused as e:
             return _html(STATUS.get(e.code, 422), message_page("連携できません", e.message, e.code))
-        html = link_form(account_id, page.session_id, page.csrf, page.kinds, page.expires_at)
+        html = link_form(account_id, page.session_id, page.csrf, page.kinds, page.expires_at, otp_stage=page.otp_stage)
         return _html(200, html, cookies=[_cookie(account_id, page.csrf, 600)])
     raw = event.get("body") or ""
     body = base64.b64decode(raw).decode() if event.get("isBase64Encoded") else raw
     form = dict(parse_qsl(body, keep_blank_values=True))
     cookies = dict(c.split("=", 1) for c in event.get("cookies", []) if "=" in c)
     try:
-        location = linking.submit(account_id, form.get("s", ""), cookies.get(COOKIE), form)
+        result = linking.submit(account_id, form.get("s", ""), cookies.get(COOKIE), form)
     except LinkRefused as e:
         metrics.add_metric(name=f"LinkRefused_{e.code}", unit="Count", value=1)
         try:
             page = linking.open(account_id, form.get("s", ""))
         except LinkRefused:
             return _html(STATUS.get(e.code, 422), message_page("連携できません", e.message, e.code))
-        html = link_form(account_id, page.session_id, page.csrf, page.kinds, page.expires_at, (e.code, e.message), form)
+        html = link_form(
+            account_id,
+            page.session_id,
+            page.csrf,
+            page.kinds,
+            page.expires_at,
+            (e.code, e.message),
+            form,
+            page.otp_stage,
+        )
         return _html(STATUS.get(e.code, 422), html)
+    if result.location is None:  # the next one-time-code step
+        page = linking.open(account_id, form.get("s", ""))
+        html = link_form(
+            account_id,
+            page.session_id,
+            page.csrf,
+            page.kinds,
+            page.expires_at,
+            otp_stage=page.otp_stage,
+            notice=result.notice,
+        )
+        return _html(200, html)
     metrics.add_metric(name="LinkRedirected", unit="Count", value=1)
-    return _html(302, "", {"location": location}, [_cookie(account_id, "", 0)])
+    return _html(302, "", {"location": result.location}, [_cookie(account_id, "", 0)])

@@ -13,6 +13,7 @@ Control API (not LINE's): ``/_sandbox/...``
   webhookEventId, timestamp, mode, deliveryContext and a fresh replyToken where missing, signs,
   posts, and returns {status, body, events}.
 - ``GET /_sandbox/calls?path=/v2/bot/message/reply`` and ``DELETE /_sandbox/calls``.
+- ``POST /_sandbox/otp`` (tsunagu's one-time-code sender locally) and ``GET`` to read the codes.
 - ``GET /dialog/bot/accountLink?linkToken=&nonce=[&result=failed]`` - LINE's account-link dialog:
   sends the ``accountLink`` webhook for a valid link token.
 - ``PUT /_sandbox/pnp`` {reachable: [sha256...]} - which hashed numbers have a LINE user.
@@ -75,6 +76,7 @@ class SandboxState:
     used_link_tokens: set[str] = field(default_factory=set)
     sinks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # stand-ins for other LINE tools
     sink_failures: dict[str, int] = field(default_factory=dict)
+    otps: list[dict[str, Any]] = field(default_factory=list)  # one-time codes "delivered" by mail / voice
     consumption: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -342,6 +344,14 @@ class LineSandbox:
         parts = path.strip("/").split("/")[1:]
         if len(parts) == 2 and parts[0] == "sinks":
             return self.sink(method, parts[1], headers or {}, body)
+        if parts == ["otp"]:
+            # The business's mail / SMS / voice-call system, recorded so the demo and tests can
+            # read the codes a member would receive.
+            with self.state.lock:
+                if method == "POST":
+                    self.state.otps.append(json.loads(body))
+                    return 200, {"ok": True}
+                return 200, {"sent": list(self.state.otps)}
         doc = json.loads(body) if body else {}
         if parts == ["channels"] and method == "POST":
             ch = self.new_channel(doc.get("webhookUrl"))

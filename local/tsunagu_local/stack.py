@@ -128,6 +128,7 @@ class LocalStack:
                 "LineApiBaseUrl": self.sandbox_url,
                 "LineAccessBaseUrl": self.sandbox_url,
                 "PublicBaseUrl": self.api_url,
+                "OtpSenderUrl": f"{self.sandbox_url}/_sandbox/otp",
                 "LogLevel": self.log_level,
             }
         )

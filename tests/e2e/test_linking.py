@@ -331,3 +331,61 @@ def test_cli_imports_a_large_csv_in_batches_and_reports_bad_lines(coop, tmp_path
     assert (report["imported"], report["rejected"]) == (1199, 1)
     assert report["errors"][0]["csv_line"] == 1002 and report["errors"][0]["code"] == "phone_format"
     assert "1200/1200" in out.stderr  # the progress bar reached the end
+
+
+def otp_codes(oa: dict[str, Any], channel: str) -> list[str]:
+    sent = request("GET", f"{oa['stack'].sandbox}/_sandbox/otp").json["sent"]
+    return [o["code"] for o in sent if o["account_id"] == oa["id"] and o["channel"] == channel]
+
+
+def test_isp_customer_links_with_an_email_code_then_a_phone_code(coop):
+    api = coop["stack"].api
+    r = request(
+        "PATCH",
+        f"{api}/accounts/{coop['id']}",
+        {"link_policy": {"accepted": [["email_otp", "phone_otp"]]}},
+        headers=coop["auth"],
+    )
+    assert r.status == 200, r.text
+    request(
+        "POST",
+        f"{api}/accounts/{coop['id']}/members",
+        {"members": [{"member_number": "N9876543210", "email": "Hanako@Example.jp"}]},
+        headers=coop["auth"],
+    )
+    user = new_user()
+    page = open_page(coop, user)
+    r = submit(coop, page, "otp", action="send_email", email="hanako@example.jp")
+    assert r.status == 200 and 'name="action" value="verify_email"' in r.text
+    email_code = otp_codes(coop, "email")[-1]
+    assert re.fullmatch(r"\d{6}", email_code)
+    wrong = "000000" if email_code != "000000" else "111111"
+    r = submit(coop, page, "otp", action="verify_email", code=wrong)
+    assert (r.status, code_of(r)) == (422, "otp_invalid")
+    r = submit(coop, page, "otp", action="verify_email", code=email_code)
+    assert r.status == 200 and 'name="action" value="verify_phone"' in r.text
+    phone = request("GET", f"{coop['stack'].sandbox}/_sandbox/otp").json["sent"][-1]
+    assert phone["destination"] == {"member_number": "N9876543210"}  # the business's system dials the number
+    assert re.fullmatch(r"\d{5}", phone["code"])
+    r = submit(coop, page, "otp", action="verify_email", code=email_code)  # a used code, out of order
+    assert code_of(r) in ("csrf", "otp_invalid")
+    r = submit(coop, page, "otp", action="verify_phone", code=phone["code"])
+    assert r.status == 302, r.text
+    through_dialog(coop, r.headers["location"])
+    assert [lk["user_id"] for lk in member_links(coop, "N9876543210")] == [user]
+
+
+def test_an_unregistered_email_gets_the_same_answer_and_no_code(coop):
+    request(
+        "PATCH",
+        f"{coop['stack'].api}/accounts/{coop['id']}",
+        {"link_policy": {"accepted": [["email_otp", "phone_otp"]]}},
+        headers=coop["auth"],
+    )
+    before = len(otp_codes(coop, "email"))
+    page = open_page(coop, new_user())
+    r = submit(coop, page, "otp", action="send_email", email="nobody@example.jp")
+    assert r.status == 200 and 'name="action" value="verify_email"' in r.text  # nothing revealed
+    assert len(otp_codes(coop, "email")) == before  # and nothing sent
+    r = submit(coop, page, "otp", action="verify_email", code="123456")
+    assert code_of(r) == "otp_invalid"

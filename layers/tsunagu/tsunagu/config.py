@@ -28,6 +28,8 @@ class Settings:
     public_base_url: str = ""
     # LINE's account-link dialog host (the local stack points it at the LINE sandbox).
     line_access_base_url: str = "https://access.line.me"
+    # Where one-time link codes are handed to the business's mail / SMS / voice system.
+    otp_sender_url: str = ""
     # Local stack only: forwarding to loopback/private addresses (the SSRF guard's exception).
     allow_private_forwarding: bool = False
     # Failed link attempts allowed per 15-minute window before a lockout (R-LINK: brute force).
@@ -55,6 +57,7 @@ class Settings:
             other_events_queue_url=e.get("OTHER_EVENTS_QUEUE_URL", ""),
             forward_queue_url=e.get("FORWARD_QUEUE_URL", ""),
             public_base_url=e.get("PUBLIC_BASE_URL", "").rstrip("/"),
+            otp_sender_url=e.get("OTP_SENDER_URL", ""),
             line_access_base_url=e.get("LINE_ACCESS_BASE_URL", "https://access.line.me").rstrip("/"),
             allow_private_forwarding=e.get("TSUNAGU_ALLOW_PRIVATE_FORWARD", "false").lower() == "true",
             operator_key_secret_id=e.get("OPERATOR_KEY_SECRET_ID", ""),

@@ -143,3 +143,8 @@ def link_attempts(account_id: str, subject: str, window: int) -> dict[str, str]:
 def audit(account_id: str, at_ms: int, entry_id: str) -> dict[str, str]:
     """The link / unlink audit trail, in time order."""
     return {"PK": f"ACCOUNT#{account_id}#AUDIT", "SK": f"{at_ms:013d}#{entry_id}"}
+
+
+def link_otp(account_id: str, session_id: str, channel: str) -> dict[str, str]:
+    """A one-time code sent for one link session over one channel (email / phone); hash only."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"OTP#{session_id}#{channel}"}

@@ -136,6 +136,8 @@ def factor_keys():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def linking_service():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.http_relay import HttpOtpSender
+    from tsunagu.adapters.linking import DynamoOtpStore
     from tsunagu.services.linking import LinkingService, LinkLimits
 
     s = get_settings()
@@ -149,6 +151,8 @@ def linking_service():  # type: ignore[no-untyped-def]
         line_client(),
         s.line_access_base_url,
         limits,
+        DynamoOtpStore(s.table_name),
+        HttpOtpSender(s.otp_sender_url),
     )
 
 

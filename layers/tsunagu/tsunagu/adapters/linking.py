@@ -432,3 +432,71 @@ def uuid4_hex() -> str:
     import uuid
 
     return uuid.uuid4().hex
+
+
+class DynamoOtpStore(_Repository):
+    """One-time codes (keyed hashes, 5 minutes, a few tries, single use) and the link
+    session's progress through them."""
+
+    def __init__(self, table: str):
+        self.table = table
+
+    def put(
+        self, account_id: str, session_id: str, channel: str, code_hash: str, member_number: str | None, expires_at: int
+    ) -> None:
+        self.db.put_item(
+            TableName=self.table,
+            Item=to_item(
+                {
+                    **keys.link_otp(account_id, session_id, channel),
+                    "entity": "link_otp",
+                    "code_hash": code_hash,
+                    "member_number": member_number,
+                    "tries": 0,
+                    "expires_at": expires_at,
+                }
+            ),
+        )
+
+    def take(
+        self, account_id: str, session_id: str, channel: str, code_hash: str, max_tries: int
+    ) -> tuple[bool, str | None]:
+        """Count a try; on a match delete the code (single use). (matched, member number)."""
+        key = to_item(keys.link_otp(account_id, session_id, channel))
+        try:
+            r = self.db.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression="ADD tries :one",
+                ConditionExpression="attribute_exists(PK) AND tries < :max AND expires_at > :now",
+                ExpressionAttributeValues=to_item({":one": 1, ":max": max_tries, ":now": _now()}),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as e:
+            if _condition_failed(e):
+                return False, None
+            raise
+        d = from_item(r["Attributes"])
+        if not hmac_eq(d["code_hash"], code_hash) or not d.get("member_number"):
+            return False, d.get("member_number")
+        try:
+            self.db.delete_item(TableName=self.table, Key=key, ConditionExpression="attribute_exists(PK)")
+        except ClientError as e:
+            if _condition_failed(e):
+                return False, None  # used concurrently
+            raise
+        return True, d["member_number"]
+
+    def set_stage(self, account_id: str, session_id: str, stage: str, member_number: str | None) -> None:
+        self.db.update_item(
+            TableName=self.table,
+            Key=to_item(keys.link_session(account_id, session_id)),
+            UpdateExpression="SET otp_stage = :s, otp_member = :m",
+            ExpressionAttributeValues=to_item({":s": stage, ":m": member_number or ""}),
+        )
+
+
+def hmac_eq(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a, b)

@@ -55,7 +55,18 @@ MESSAGES = {
     "locked_out": "入力の誤りが続いたため、しばらくの間お手続きできません。時間をおいて再度お試しください。",
     "csrf": "画面の有効期限が切れたか、不正な操作です。LINEのメニューからやり直してください。",
     "policy_not_allowed": "この連携方法はご利用いただけません。",
+    "email_format": "メールアドレスの形式が正しくありません。",
+    "otp_invalid": "確認コードが正しくないか、有効期限(5分)が切れています。",
+    "otp_unavailable": "現在、確認コードを送信できません。時間をおいて再度お試しください。",
 }
+
+OTP_SECONDS = 300
+OTP_MAX_TRIES = 5
+
+
+def new_otp(digits: int) -> str:
+    """A one-time code: 6 digits by e-mail, 5 digits by voice call or SMS (R-LINK-14)."""
+    return f"{secrets.randbelow(10**digits):0{digits}d}"
 
 
 def refuse(code: str) -> LinkRefused:
@@ -70,6 +81,16 @@ def normalize_phone_jp(raw: str) -> str:
         s = "0" + s[3:].lstrip("0")
     if not re.fullmatch(r"0\d{9,10}", s):
         raise refuse("phone_format")
+    return s
+
+
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$")
+
+
+def normalize_email(raw: str) -> str:
+    s = unicodedata.normalize("NFKC", raw).strip().lower()
+    if not EMAIL_RE.match(s):
+        raise refuse("email_format")
     return s
 
 

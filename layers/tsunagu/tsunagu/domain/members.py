@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -19,6 +17,7 @@ from tsunagu.domain.linking import (
     LinkRefused,
     factor_hash,
     hash_password,
+    normalize_email,
     normalize_phone_jp,
     parse_birth_date,
     parse_member_number,
@@ -26,7 +25,6 @@ from tsunagu.domain.linking import (
 )
 
 MAX_ROWS_PER_REQUEST = 1000
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$")
 
 
 class ContractLineIn(BaseModel):
@@ -89,13 +87,6 @@ class RowError:
 class ParsedRows:
     records: list[MemberRecord] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
-
-
-def normalize_email(raw: str) -> str:
-    s = unicodedata.normalize("NFKC", raw).strip().lower()
-    if not EMAIL_RE.match(s):
-        raise LinkRefused("メールアドレスの形式が正しくありません。", code="email_format")
-    return s
 
 
 def to_record(m: MemberIn, key: bytes) -> MemberRecord:

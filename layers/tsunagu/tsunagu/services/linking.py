@@ -15,11 +15,15 @@ from urllib.parse import quote
 
 from tsunagu.domain.linking import (
     LINK_SESSION_SECONDS,
+    OTP_MAX_TRIES,
+    OTP_SECONDS,
     LinkRefused,
     factor_hash,
     factor_matches,
     new_nonce,
+    new_otp,
     new_token,
+    normalize_email,
     normalize_phone_jp,
     parse_birth_date,
     parse_member_number,
@@ -34,6 +38,7 @@ KIND_OF = {
     ("member_number_phone_birthdate",): "member",
     ("login_id_password",): "contractor",
     ("usage_code",): "user",
+    ("email_otp", "phone_otp"): "otp",
 }
 KIND_LABELS = {"member": "組合員番号で連携", "contractor": "契約者連携(My-Page ID)", "user": "利用者連携(利用コード)"}
 CONFIRMATION = (
@@ -58,10 +63,19 @@ class LinkPage:
     csrf: str
     kinds: list[str]
     expires_at: int
+    otp_stage: str = ""
+
+
+@dataclass
+class SubmitResult:
+    """Either the redirect to LINE's dialog, or the page again with a notice (one-time codes)."""
+
+    location: str | None = None
+    notice: str | None = None
 
 
 def target_of(kind: str, member_number: str, line_id: str | None = None) -> str:
-    if kind == "member":
+    if kind in ("member", "otp"):
         return f"MEMBER#{member_number}"
     if kind == "contractor":
         return f"CONTRACTOR#{member_number}"
@@ -82,6 +96,8 @@ class LinkingService:
     line: Any  # LineMessaging
     access_base_url: str = "https://access.line.me"
     limits: LinkLimits = field(default_factory=LinkLimits)
+    otps: Any = None  # DynamoOtpStore
+    otp_sender: Any = None  # HttpOtpSender
 
     # -- 1. the member asks to link (message worker) -------------------------------------
     def start(self, account_id: str, user_id: str, reply_token: str, base_url: str) -> str:
@@ -103,7 +119,7 @@ class LinkingService:
         s = self.links.get_session(account_id, session_id) if session_id else None
         if s is None or int(s["expires_at"]) <= time.time():
             raise refuse("session_expired")
-        return dict(s)
+        return {**s, "_sid": session_id}
 
     def open(self, account_id: str, session_id: str) -> LinkPage:
         s = self._session(account_id, session_id)
@@ -114,11 +130,13 @@ class LinkingService:
             s["csrf"],
             offered_kinds(profile.link_policy if profile else ()),
             int(s["expires_at"]),
+            str(s.get("otp_stage") or ""),
         )
 
     # -- 3. the member proves who they are ------------------------------------------------
-    def submit(self, account_id: str, session_id: str, csrf_cookie: str | None, form: dict[str, str]) -> str:
-        """Check the factors; return the URL of LINE's account-link dialog."""
+    def submit(self, account_id: str, session_id: str, csrf_cookie: str | None, form: dict[str, str]) -> SubmitResult:
+        """Check the factors; the result is the URL of LINE's account-link dialog, or (one-time
+        codes) the next step of the page."""
         s = self._session(account_id, session_id)
         if not csrf_cookie or csrf_cookie != s["csrf"] or form.get("csrf") != s["csrf"]:
             raise refuse("csrf")
@@ -131,6 +149,8 @@ class LinkingService:
         if self.links.failures(account_id, f"USER#{user_id}", window) >= self.limits.per_user:
             raise refuse("locked_out")
         key = self.factor_keys.key(account_id)
+        if kind == "otp":
+            return self._otp_step(account_id, s, form, key, window)
         member_number: str | None = None
         try:
             member_number, line_id = self._identify(account_id, key, kind, form, window)
@@ -138,6 +158,11 @@ class LinkingService:
             if e.code not in ("locked_out",) and not e.code.endswith("_format"):
                 self._fail(account_id, user_id, e.details if isinstance(e.details, str) else None, window)
             raise
+        return SubmitResult(self._to_dialog(account_id, s, kind, member_number, line_id))
+
+    def _to_dialog(self, account_id: str, s: dict[str, Any], kind: str, member_number: str, line_id: str | None) -> str:
+        """The last checks, then a nonce bound to the member target and the LINE user."""
+        user_id = s["user_id"]
         target = target_of(kind, member_number, line_id)
         existing = self.links.target(account_id, target)
         if existing is not None and existing["user_id"] != user_id:
@@ -156,6 +181,54 @@ class LinkingService:
             f"{self.access_base_url.rstrip('/')}/dialog/bot/accountLink"
             f"?linkToken={quote(s['link_token'], safe='')}&nonce={quote(nonce, safe='')}"
         )
+
+    def _otp_step(
+        self, account_id: str, s: dict[str, Any], form: dict[str, str], key: bytes, window: int
+    ) -> SubmitResult:
+        """R-LINK-14: a 6-digit code to the e-mail address proves the address (and finds the
+        member); a 5-digit code to the registered phone (voice call / SMS, delivered by the
+        business's own system) proves the person. Codes: keyed hashes, 5 minutes, 5 tries, once."""
+        if self.otps is None or self.otp_sender is None:
+            raise refuse("otp_unavailable")
+        sid, user_id, action = s["_sid"], s["user_id"], form.get("action", "")
+        stage = str(s.get("otp_stage") or "")
+        now = int(time.time())
+        if action == "send_email":
+            email = normalize_email(form.get("email", ""))
+            found = self.members.find(account_id, "email", factor_hash(key, "email", email))
+            code = new_otp(6)
+            self.otps.put(
+                account_id, sid, "email", factor_hash(key, "otp", code), found[0] if found else None, now + OTP_SECONDS
+            )
+            # An unknown address gets the same answer: the page must not reveal who is registered.
+            if found and not self.otp_sender.send(account_id, "email", {"email": email}, code):
+                raise refuse("otp_unavailable")
+            self.otps.set_stage(account_id, sid, "email_sent", None)
+            return SubmitResult(notice="ご登録のメールアドレスに6ケタの確認コードを送りました(5分間有効)。")
+        if action == "verify_email" and stage == "email_sent":
+            ok, mn = self.otps.take(
+                account_id, sid, "email", factor_hash(key, "otp", form.get("code", "").strip()), OTP_MAX_TRIES
+            )
+            if not ok or mn is None:
+                self._fail(account_id, user_id, mn, window)
+                raise refuse("otp_invalid")
+            if self.links.failures(account_id, f"MEMBER#{mn}", window) >= self.limits.per_member:
+                raise refuse("locked_out")
+            code = new_otp(5)
+            self.otps.put(account_id, sid, "phone", factor_hash(key, "otp", code), mn, now + OTP_SECONDS)
+            if not self.otp_sender.send(account_id, "phone", {"member_number": mn}, code):
+                raise refuse("otp_unavailable")
+            self.otps.set_stage(account_id, sid, "phone_sent", mn)
+            return SubmitResult(notice="ご登録の電話番号に5ケタの確認コードをお知らせしました(5分間有効)。")
+        if action == "verify_phone" and stage == "phone_sent":
+            ok, mn = self.otps.take(
+                account_id, sid, "phone", factor_hash(key, "otp", form.get("code", "").strip()), OTP_MAX_TRIES
+            )
+            if not ok or mn is None:
+                self._fail(account_id, user_id, mn, window)
+                raise refuse("otp_invalid")
+            return SubmitResult(self._to_dialog(account_id, s, "otp", mn, None))
+        raise refuse("csrf")  # a step out of order
 
     def _identify(
         self, account_id: str, key: bytes, kind: str, form: dict[str, str], window: int
