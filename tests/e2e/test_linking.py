@@ -48,6 +48,7 @@ def coop(local_stack: RunningStack) -> dict[str, Any]:
     )
     members = [
         MEMBER,
+        {"member_number": "2345678", "phone": "09011112222"},  # no birth date on file
         {
             "member_number": "N0123456789",
             "login_id": "taro",
@@ -56,7 +57,7 @@ def coop(local_stack: RunningStack) -> dict[str, Any]:
         },
     ]
     r = request("POST", f"{api}/accounts/{aid}/members", {"members": members}, headers=auth)
-    assert r.json["imported"] == 2, r.text
+    assert r.json["imported"] == 3, r.text
     return {"id": aid, "auth": auth, "channel": ch, "stack": local_stack}
 
 
@@ -146,6 +147,7 @@ def test_coop_member_links_end_to_end_and_a_second_line_account_is_refused(coop)
         ({"birth_date": "1971-04-01"}, "birth_date_format"),
         ({"birth_date": "19710402"}, "birth_date_mismatch"),
         ({"member_number": "9999999"}, "member_not_found"),
+        ({"member_number": "2345678", "phone": "09011112222"}, "birth_date_not_registered"),
     ],
 )
 def test_wrong_factors_are_refused_in_japanese_with_a_stable_code(coop, fields, code):
@@ -292,7 +294,8 @@ def test_no_raw_factor_at_rest_or_in_logs(coop):
     ddb = coop["stack"].client("dynamodb")
     dump = "".join(json.dumps(ddb.scan(TableName=t)["Items"]) for t in ddb.list_tables()["TableNames"])
     logs = coop["stack"].logs()
-    for raw in ("09012345678", "090-1234-5678", "19710401", "correct horse", "1111222233334444", "taro"):
+    for raw in ("09012345678", "090-1234-5678", "19710401", "correct horse", "1111222233334444", "taro",
+                "hanako@example.jp"):
         assert raw not in dump, raw
         assert raw not in logs, raw
 
