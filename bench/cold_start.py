@@ -59,6 +59,9 @@ CLIENTS = {
     "friendship_worker": ["dynamodb", "secretsmanager"],
     "message_worker": ["dynamodb", "secretsmanager"],
     "friend_stats": ["dynamodb"],
+    "link_page": ["dynamodb", "secretsmanager"],
+    "account_link_worker": ["dynamodb", "secretsmanager"],
+    "event_store": ["dynamodb"],
 }
 
 
@@ -133,6 +136,10 @@ def main() -> None:
         "friendship_worker": "FriendshipWorkerFunction",
         "message_worker": "MessageWorkerFunction",
         "friend_stats": "FriendStatsFunction",
+        "link_page": "LinkPageFunction",
+        "account_link_worker": "AccountLinkWorkerFunction",
+        "event_store": "EventStoreFunction",
+        "webhook_forwarder": "WebhookForwarderFunction",
     }
     base_pyc, base_src = Cell("boto3", True), Cell("boto3", False)
     cells: dict[tuple[str, str], Cell] = {("boto3", "pyc"): base_pyc, ("boto3", "src"): base_src}

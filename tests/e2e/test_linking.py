@@ -294,8 +294,15 @@ def test_no_raw_factor_at_rest_or_in_logs(coop):
     ddb = coop["stack"].client("dynamodb")
     dump = "".join(json.dumps(ddb.scan(TableName=t)["Items"]) for t in ddb.list_tables()["TableNames"])
     logs = coop["stack"].logs()
-    for raw in ("09012345678", "090-1234-5678", "19710401", "correct horse", "1111222233334444", "taro",
-                "hanako@example.jp"):
+    for raw in (
+        "09012345678",
+        "090-1234-5678",
+        "19710401",
+        "correct horse",
+        "1111222233334444",
+        "taro",
+        "hanako@example.jp",
+    ):
         assert raw not in dump, raw
         assert raw not in logs, raw
 

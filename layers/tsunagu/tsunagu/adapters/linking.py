@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from tsunagu import keys
 from tsunagu.adapters.dynamodb import _condition_failed, _Repository, from_item, to_item
-from tsunagu.domain.members import ContractLine, MemberRecord
+from tsunagu.domain.register import ContractLine, MemberRecord
 
 
 def _now() -> int:

@@ -23,6 +23,7 @@ from tsunagu.domain.linking import (
     parse_member_number,
     parse_usage_code,
 )
+from tsunagu.domain.register import ContractLine, MemberRecord
 
 MAX_ROWS_PER_REQUEST = 1000
 
@@ -52,26 +53,6 @@ class MemberIn(BaseModel):
         return f"MemberIn(member_number={self.member_number!r}, <factors redacted>)"
 
     __str__ = __repr__
-
-
-@dataclass(frozen=True, slots=True)
-class ContractLine:
-    line_id: str
-    usage_code_hash: str | None
-    monthly_base_fee: int
-
-
-@dataclass(frozen=True, slots=True)
-class MemberRecord:
-    """What is stored: hashes only."""
-
-    member_number: str
-    phone_hash: str | None = None
-    birth_hash: str | None = None
-    email_hash: str | None = None
-    login_id_hash: str | None = None
-    password_hash: str | None = None
-    lines: tuple[ContractLine, ...] = ()
 
 
 @dataclass
