@@ -164,51 +164,46 @@ class DynamoLinkStore(_Repository):
         self.table = table
 
     # -- sessions and nonces ------------------------------------------------------------
+    def _put_new(self, item: dict[str, Any]) -> None:
+        self.db.put_item(TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(PK)")
+
+    def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
+        r = self.db.get_item(TableName=self.table, Key=to_item(key), ConsistentRead=True)
+        return from_item(r["Item"]) if "Item" in r else None
+
     def put_session(
         self, account_id: str, session_id: str, user_id: str, link_token: str, csrf: str, expires_at: int
     ) -> None:
-        self.db.put_item(
-            TableName=self.table,
-            Item=to_item(
-                {
-                    **keys.link_session(account_id, session_id),
-                    "entity": "link_session",
-                    "user_id": user_id,
-                    "link_token": link_token,
-                    "csrf": csrf,
-                    "expires_at": expires_at,
-                }
-            ),
-            ConditionExpression="attribute_not_exists(PK)",
+        self._put_new(
+            {
+                **keys.link_session(account_id, session_id),
+                "entity": "link_session",
+                "user_id": user_id,
+                "link_token": link_token,
+                "csrf": csrf,
+                "expires_at": expires_at,
+            }
         )
 
     def get_session(self, account_id: str, session_id: str) -> dict[str, Any] | None:
-        r = self.db.get_item(
-            TableName=self.table, Key=to_item(keys.link_session(account_id, session_id)), ConsistentRead=True
-        )
-        return from_item(r["Item"]) if "Item" in r else None
+        return self._get(keys.link_session(account_id, session_id))
 
     def put_nonce(
         self, account_id: str, nonce: str, user_id: str, target: str, member_number: str, expires_at: int
     ) -> None:
-        self.db.put_item(
-            TableName=self.table,
-            Item=to_item(
-                {
-                    **keys.link_nonce(account_id, nonce),
-                    "entity": "link_nonce",
-                    "user_id": user_id,
-                    "target": target,
-                    "member_number": member_number,
-                    "expires_at": expires_at,
-                }
-            ),
-            ConditionExpression="attribute_not_exists(PK)",
+        self._put_new(
+            {
+                **keys.link_nonce(account_id, nonce),
+                "entity": "link_nonce",
+                "user_id": user_id,
+                "target": target,
+                "member_number": member_number,
+                "expires_at": expires_at,
+            }
         )
 
     def get_nonce(self, account_id: str, nonce: str) -> dict[str, Any] | None:
-        r = self.db.get_item(TableName=self.table, Key=to_item(keys.link_nonce(account_id, nonce)), ConsistentRead=True)
-        return from_item(r["Item"]) if "Item" in r else None
+        return self._get(keys.link_nonce(account_id, nonce))
 
     # -- links --------------------------------------------------------------------------
     def link(
@@ -352,10 +347,7 @@ class DynamoLinkStore(_Repository):
         return str(user_id)
 
     def target(self, account_id: str, target: str) -> dict[str, Any] | None:
-        r = self.db.get_item(
-            TableName=self.table, Key=to_item(keys.link_target(account_id, target)), ConsistentRead=True
-        )
-        return from_item(r["Item"]) if "Item" in r else None
+        return self._get(keys.link_target(account_id, target))
 
     def user_links(self, account_id: str, user_id: str) -> list[dict[str, Any]]:
         r = self.db.query(

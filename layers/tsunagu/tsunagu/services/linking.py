@@ -206,12 +206,7 @@ class LinkingService:
             self.otps.set_stage(account_id, sid, "email_sent", None)
             return SubmitResult(notice="ご登録のメールアドレスに6ケタの確認コードを送りました(5分間有効)。")
         if action == "verify_email" and stage == "email_sent":
-            ok, mn = self.otps.take(
-                account_id, sid, "email", factor_hash(key, "otp", form.get("code", "").strip()), OTP_MAX_TRIES
-            )
-            if not ok or mn is None:
-                self._fail(account_id, user_id, mn, window)
-                raise refuse("otp_invalid")
+            mn = self._code(account_id, sid, "email", form, key, user_id, window)
             if self.links.failures(account_id, f"MEMBER#{mn}", window) >= self.limits.per_member:
                 raise refuse("locked_out")
             code = new_otp(5)
@@ -221,14 +216,20 @@ class LinkingService:
             self.otps.set_stage(account_id, sid, "phone_sent", mn)
             return SubmitResult(notice="ご登録の電話番号に5ケタの確認コードをお知らせしました(5分間有効)。")
         if action == "verify_phone" and stage == "phone_sent":
-            ok, mn = self.otps.take(
-                account_id, sid, "phone", factor_hash(key, "otp", form.get("code", "").strip()), OTP_MAX_TRIES
-            )
-            if not ok or mn is None:
-                self._fail(account_id, user_id, mn, window)
-                raise refuse("otp_invalid")
+            mn = self._code(account_id, sid, "phone", form, key, user_id, window)
             return SubmitResult(self._to_dialog(account_id, s, "otp", mn, None))
         raise refuse("csrf")  # a step out of order
+
+    def _code(
+        self, account_id: str, sid: str, channel: str, form: dict[str, str], key: bytes, user_id: str, window: int
+    ) -> str:
+        """Check the one-time code the member typed; a miss counts towards the lockout."""
+        typed = factor_hash(key, "otp", form.get("code", "").strip())
+        ok, mn = self.otps.take(account_id, sid, channel, typed, OTP_MAX_TRIES)
+        if not ok or mn is None:
+            self._fail(account_id, user_id, mn, window)
+            raise refuse("otp_invalid")
+        return str(mn)
 
     def _identify(
         self, account_id: str, key: bytes, kind: str, form: dict[str, str], window: int
