@@ -151,7 +151,7 @@ class LocalStack:
 
     def _start_moto(self) -> None:
         self._moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.ports.moto)],
+            [sys.executable, "-m", "tsunagu_local.moto_server", "-H", HOST, "-p", str(self.ports.moto)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,

@@ -69,7 +69,7 @@ def test_a_member_links_on_a_phone_sized_page_in_chromium(coop, browser):  # noq
     browser.find_element(By.ID, "member-phone").send_keys(MEMBER["phone"])
     browser.find_element(By.ID, "member-birth_date").send_keys("19710402")  # a wrong birth date first
     browser.find_element(By.CSS_SELECTOR, "#member-birth_date ~ button, form button").click()
-    alert = browser.find_element(By.CSS_SELECTOR, "[role=alert]")
+    alert = WebDriverWait(browser, 15).until(lambda d: d.find_element(By.CSS_SELECTOR, "[role=alert]"))
     assert alert.get_attribute("data-code") == "birth_date_mismatch"
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "link-page-error.png"))

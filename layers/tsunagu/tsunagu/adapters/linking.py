@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from tsunagu import keys
 from tsunagu.adapters.dynamodb import _condition_failed, _Repository, from_item, to_item
 from tsunagu.domain.register import ContractLine, MemberRecord
+from tsunagu.errors import UpstreamError
 
 
 def _now() -> int:
@@ -292,7 +293,9 @@ class DynamoLinkStore(_Repository):
             for i, reason in enumerate(reasons):
                 if reason.get("Code") == "ConditionalCheckFailed":
                     return _LINK_FAILURES.get(i, "conflict")
-            return "conflict"
+            # TransactionConflict: another transaction held an item; nothing was written and the
+            # nonce is still there, so the record is retried (SQS) and decided then.
+            raise UpstreamError("link transaction conflicted; retry", code="transaction_conflict") from None
         return None
 
     def unlink(
