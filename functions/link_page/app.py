@@ -50,8 +50,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             page = linking.open(account_id, (event.get("queryStringParameters") or {}).get("s", ""))
         except LinkRefused as e:
             return _html(STATUS.get(e.code, 422), message_page("連携できません", e.message, e.code))
-        html = link_form(account_id, page.session_id, page.csrf, page.kinds, page.expires_at, otp_stage=page.otp_stage)
-        return _html(200, html, cookies=[_cookie(account_id, page.csrf, 600)])
+        return _html(200, link_form(page), cookies=[_cookie(account_id, page.csrf, 600)])
     raw = event.get("body") or ""
     body = base64.b64decode(raw).decode() if event.get("isBase64Encoded") else raw
     form = dict(parse_qsl(body, keep_blank_values=True))
@@ -64,28 +63,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             page = linking.open(account_id, form.get("s", ""))
         except LinkRefused:
             return _html(STATUS.get(e.code, 422), message_page("連携できません", e.message, e.code))
-        html = link_form(
-            account_id,
-            page.session_id,
-            page.csrf,
-            page.kinds,
-            page.expires_at,
-            (e.code, e.message),
-            form,
-            page.otp_stage,
-        )
-        return _html(STATUS.get(e.code, 422), html)
+        return _html(STATUS.get(e.code, 422), link_form(page, (e.code, e.message), form))
     if result.location is None:  # the next one-time-code step
-        page = linking.open(account_id, form.get("s", ""))
-        html = link_form(
-            account_id,
-            page.session_id,
-            page.csrf,
-            page.kinds,
-            page.expires_at,
-            otp_stage=page.otp_stage,
-            notice=result.notice,
-        )
-        return _html(200, html)
+        return _html(200, link_form(linking.open(account_id, form.get("s", "")), notice=result.notice))
     metrics.add_metric(name="LinkRedirected", unit="Count", value=1)
     return _html(302, "", {"location": result.location}, [_cookie(account_id, "", 0)])

@@ -5,12 +5,11 @@ Each feature issue adds its own steps here."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any
-from urllib.parse import urlencode
 
 from tsunagu_local.client import request
+from tsunagu_local.linkflow import error_code, open_link_page, submit_link_form
 from tsunagu_local.stack import LocalStack
 
 USER = "U" + "4af4980629" + "0" * 22  # a LINE user id (U + 32 hex)
@@ -146,48 +145,6 @@ def run(stack: LocalStack) -> None:
     print("\nDone. `make serve` keeps the stack running for your own requests.")
 
 
-def _say(stack: LocalStack, ch: dict[str, Any], user: str, text: str) -> None:
-    request(
-        "POST",
-        f"{stack.sandbox_url}/_sandbox/channels/{ch['channelId']}/webhooks",
-        {
-            "events": [
-                {
-                    "type": "message",
-                    "source": {"type": "user", "userId": user},
-                    "message": {"type": "text", "text": text},
-                }
-            ]
-        },
-    )
-    stack.drain()
-
-
-def _open_link_page(stack: LocalStack, ch: dict[str, Any], user: str) -> dict[str, str]:
-    _say(stack, ch, user, "連携")
-    calls = request("GET", f"{stack.sandbox_url}/_sandbox/calls?path=/v2/bot/message/reply").json["calls"]
-    text = calls[-1]["body"]["messages"][0]["text"]
-    url = re.search(r"(http\S+/link/\S+)", text).group(1)  # type: ignore[union-attr]
-    r = request("GET", url)
-    return {
-        "url": url,
-        "cookie": r.headers["set-cookie"].split(";", 1)[0],
-        "reply": text,
-        "s": re.search(r'name="s" value="([^"]+)"', r.text).group(1),  # type: ignore[union-attr]
-        "csrf": re.search(r'name="csrf" value="([^"]+)"', r.text).group(1),
-    }  # type: ignore[union-attr]
-
-
-def _submit(stack: LocalStack, aid: str, page: dict[str, str], **fields: str) -> Any:
-    form = urlencode({"s": page["s"], "csrf": page["csrf"], "kind": "member", **fields}).encode()
-    return request(
-        "POST",
-        f"{stack.api_url}/link/{aid}",
-        data=form,
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": page["cookie"]},
-    )
-
-
 def link_member(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, Any]) -> None:
     api = stack.api_url
     step(9, "The co-op imports its member register (factors are stored only as keyed hashes)")
@@ -206,11 +163,13 @@ def link_member(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str,
     show("POST /accounts/{id}/members/import", r.json)
 
     step(10, "The member taps 「連携」: tsunagu issues a LINE link token and replies with the link page")
-    page = _open_link_page(stack, ch, USER)
+    page = open_link_page(stack.sandbox_url, ch["channelId"], USER, stack.drain)
     show("reply", page["reply"])
 
     step(11, "On the page: member number, phone, birth date → LINE's account-link dialog → accountLink webhook")
-    r = _submit(stack, aid, page, member_number="1234567", phone="090-1234-5678", birth_date="19710401")
+    r = submit_link_form(
+        api, aid, page, "member", member_number="1234567", phone="090-1234-5678", birth_date="19710401"
+    )
     show("POST /link/{id}", f"{r.status} → {r.headers['location'].split('?')[0]}?linkToken=…&nonce=…")
     request("GET", r.headers["location"])  # the sandbox plays LINE's dialog
     stack.drain()
@@ -220,9 +179,11 @@ def link_member(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str,
 
     step(12, "Another LINE account tries to link the same member: refused (R-LINK-3)")
     other = "U" + "b" * 32
-    page = _open_link_page(stack, ch, other)
-    r = _submit(stack, aid, page, member_number="1234567", phone="090-1234-5678", birth_date="19710401")
-    show("POST /link/{id}", f"{r.status} " + re.search(r'data-code="([^"]+)"', r.text).group(1))  # type: ignore[union-attr]
+    page = open_link_page(stack.sandbox_url, ch["channelId"], other, stack.drain)
+    r = submit_link_form(
+        api, aid, page, "member", member_number="1234567", phone="090-1234-5678", birth_date="19710401"
+    )
+    show("POST /link/{id}", f"{r.status} {error_code(r)}")
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ import re
 import threading
 import time
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
@@ -17,6 +16,7 @@ from tests.e2e.conftest import OPERATOR_KEY, RunningStack
 from tsunagu.adapters.linking import DynamoLinkStore
 from tsunagu.domain.linking import new_nonce
 from tsunagu.errors import UpstreamError
+from tsunagu_local import linkflow
 from tsunagu_local.client import request
 
 pytestmark = pytest.mark.e2e
@@ -63,51 +63,22 @@ def coop(local_stack: RunningStack) -> dict[str, Any]:
 
 
 def say(oa: dict[str, Any], user: str, text: str) -> None:
-    st = oa["stack"]
-    request(
-        "POST",
-        f"{st.sandbox}/_sandbox/channels/{oa['channel']['channelId']}/webhooks",
-        {
-            "events": [
-                {
-                    "type": "message",
-                    "source": {"type": "user", "userId": user},
-                    "message": {"type": "text", "text": text},
-                }
-            ]
-        },
-    )
-    st.drain()
+    linkflow.say(oa["stack"].sandbox, oa["channel"]["channelId"], user, text, oa["stack"].drain)
 
 
 def replies(oa: dict[str, Any]) -> list[str]:
-    calls = request("GET", f"{oa['stack'].sandbox}/_sandbox/calls?path=/v2/bot/message/reply").json["calls"]
-    return [c["body"]["messages"][0]["text"] for c in calls]
+    return linkflow.reply_texts(oa["stack"].sandbox)
 
 
 def open_page(oa: dict[str, Any], user: str) -> dict[str, str]:
-    """The member taps 連携 and opens the link from the reply: session id, csrf, cookie."""
-    say(oa, user, "連携")
-    url = next(re.search(r"(http\S+/link/\S+)", t).group(1) for t in reversed(replies(oa)) if "/link/" in t)
-    r = request("GET", url)
-    assert r.status == 200, r.text
-    cookie = r.headers["set-cookie"].split(";", 1)[0]
-    csrf = re.search(r'name="csrf" value="([^"]+)"', r.text).group(1)
-    sid = re.search(r'name="s" value="([^"]+)"', r.text).group(1)
-    return {"s": sid, "csrf": csrf, "cookie": cookie}
+    return linkflow.open_link_page(oa["stack"].sandbox, oa["channel"]["channelId"], user, oa["stack"].drain)
 
 
 def submit(oa: dict[str, Any], page: dict[str, str], kind: str, cookie: str | None = "same", **fields: str):
-    form = {"s": page["s"], "csrf": page["csrf"], "kind": kind, **fields}
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    if cookie:
-        headers["Cookie"] = page["cookie"] if cookie == "same" else cookie
-    return request("POST", f"{oa['stack'].api}/link/{oa['id']}", data=urlencode(form).encode(), headers=headers)
+    return linkflow.submit_link_form(oa["stack"].api, oa["id"], page, kind, cookie, **fields)
 
 
-def code_of(r) -> str | None:
-    m = re.search(r'data-code="([^"]+)"', r.text)
-    return m.group(1) if m else None
+code_of = linkflow.error_code
 
 
 def through_dialog(oa: dict[str, Any], location: str) -> None:

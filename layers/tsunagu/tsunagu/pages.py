@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from html import escape
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tsunagu.services.linking import LinkPage
 
 JST = timezone(timedelta(hours=9))
 
@@ -66,16 +70,15 @@ def _page(title: str, body: str) -> str:
 
 
 def link_form(
-    account_id: str,
-    session_id: str,
-    csrf: str,
-    kinds: list[str],
-    expires_at: int,
+    page: LinkPage,
     error: tuple[str, str] | None = None,
     values: dict[str, str] | None = None,
-    otp_stage: str = "",
     notice: str | None = None,
 ) -> str:
+    """The page for one link session: a form per accepted way of linking (one-time codes: the
+    step the session is at), with an error or a notice above them."""
+    account_id, session_id, csrf, kinds = page.account_id, page.session_id, page.csrf, page.kinds
+    expires_at, otp_stage = page.expires_at, page.otp_stage
     until = datetime.fromtimestamp(expires_at, UTC).astimezone(JST).strftime("%H:%M")
     parts = ["<h1>LINEアカウント連携</h1>"]
     if error:
