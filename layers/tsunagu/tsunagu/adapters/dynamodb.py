@@ -43,6 +43,17 @@ class _Repository:
     def db(self) -> Any:
         return client("dynamodb")
 
+    def _transact_once(self, items: list[dict[str, Any]]) -> bool:
+        """Run a transaction whose conditions make it happen at most once; False when a
+        condition failed (already done, or changed meanwhile)."""
+        try:
+            self.db.transact_write_items(TransactItems=items)
+        except ClientError as e:
+            if _condition_failed(e):
+                return False
+            raise
+        return True
+
     def _counters(self, key: dict[str, str]) -> dict[str, int]:
         """A counter item (numbers changed with ADD) as a plain dict."""
         r = self.db.get_item(TableName=self.table, Key=to_item(key), ConsistentRead=True)
@@ -229,13 +240,7 @@ class DynamoFriendStore(_Repository):
                     }
                 }
             )
-        try:
-            self.db.transact_write_items(TransactItems=items)
-        except ClientError as e:
-            if _condition_failed(e):
-                return False
-            raise
-        return True
+        return self._transact_once(items)
 
     def counts(self, account_id: str) -> dict[str, int]:
         return {"friends": 0, "blocked": 0} | self._counters(keys.friend_counts(account_id))
@@ -301,30 +306,24 @@ class DynamoChatArchive(_Repository):
             "msg_sk": key["SK"],
             "expires_at": expires,
         }
-        try:
-            self.db.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_item(item),
-                            "ConditionExpression": "attribute_not_exists(PK)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_item(pointer),
-                            "ConditionExpression": "attribute_not_exists(PK)",
-                        }
-                    },
-                ]
-            )
-        except ClientError as e:
-            if _condition_failed(e):
-                return False
-            raise
-        return True
+        return self._transact_once(
+            [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_item(item),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_item(pointer),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                },
+            ]
+        )
 
     def mark_unsent(self, account_id: str, user_id: str, message_id: str) -> bool:
         """LINE's ``unsend``: blank the archived content, keep that a message existed."""
@@ -416,39 +415,33 @@ class DynamoEventStore(_Repository):
             "event": event,
             "expires_at": now + self.retention_days * 86_400,
         }
-        try:
-            self.db.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_item(
-                                {
-                                    **keys.webhook_event(account_id, event_id),
-                                    "entity": "webhook_event",
-                                    "expires_at": now + 7 * 86_400,
-                                }
-                            ),
-                            "ConditionExpression": "attribute_not_exists(PK)",
-                        }
-                    },
-                    {"Put": {"TableName": self.table, "Item": to_item(item)}},
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": to_item(keys.event_counts(account_id)),
-                            "UpdateExpression": "ADD #k :one SET entity = :e",
-                            "ExpressionAttributeNames": {"#k": kind},
-                            "ExpressionAttributeValues": to_item({":one": 1, ":e": "event_counts"}),
-                        }
-                    },
-                ]
-            )
-        except ClientError as e:
-            if _condition_failed(e):
-                return False
-            raise
-        return True
+        return self._transact_once(
+            [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_item(
+                            {
+                                **keys.webhook_event(account_id, event_id),
+                                "entity": "webhook_event",
+                                "expires_at": now + 7 * 86_400,
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                },
+                {"Put": {"TableName": self.table, "Item": to_item(item)}},
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": to_item(keys.event_counts(account_id)),
+                        "UpdateExpression": "ADD #k :one SET entity = :e",
+                        "ExpressionAttributeNames": {"#k": kind},
+                        "ExpressionAttributeValues": to_item({":one": 1, ":e": "event_counts"}),
+                    }
+                },
+            ]
+        )
 
     def counts(self, account_id: str) -> dict[str, int]:
         return self._counters(keys.event_counts(account_id))
