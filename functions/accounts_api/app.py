@@ -1,4 +1,5 @@
-"""Accounts API: create (platform operator), read / change settings, store channel credentials."""
+"""The business API: accounts (create, settings, channel credentials), friends, chats, the member
+register and links, and notification messages (routes in ``tsunagu.routes.notifications``)."""
 
 import base64
 from typing import Annotated, Any, Literal
@@ -18,6 +19,7 @@ from tsunagu.domain.accounts import (
 )
 from tsunagu.http import build_resolver, openapi_document
 from tsunagu.observability import logger, metrics, tracer
+from tsunagu.routes import notifications as notification_routes
 
 tracing = tracer()
 accounts = wiring.account_service()
@@ -40,6 +42,7 @@ class StaffUnlink(BaseModel):
 
 
 app = build_resolver()
+app.include_router(notification_routes.router)
 AccountId = Annotated[str, Path(max_length=64)]
 UserId = Annotated[str, Path(pattern=r"^U[0-9a-f]{32}$")]
 

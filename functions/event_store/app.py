@@ -1,5 +1,6 @@
-"""SQS consumer for event kinds no worker acts on yet (accountLink, delivery) and for unknown
-or future kinds: each is kept once (redacted) and counted, never lost, never a crash."""
+"""SQS consumer for ``delivery`` events (a LINE notification message reached its user: the
+notification is marked delivered by its delivery tag) and for event kinds no worker acts on
+(unknown or future kinds). Every event is kept once (redacted) and counted, never lost."""
 
 import json
 
@@ -10,12 +11,17 @@ from tsunagu.observability import logger
 from tsunagu.workers import sqs_handler
 
 events = wiring.event_store_service()
+deliveries = wiring.delivery_reconciler()
 
 
 def record_handler(record: SQSRecord) -> str:
     msg = json.loads(record.body)
-    outcome = events.keep(msg["accountId"], msg["event"])
-    logger.info("event stored", extra={"outcome": outcome, "type": msg["event"].get("type")})
+    event = msg["event"]
+    if event.get("type") == "delivery":
+        delivered = deliveries.delivered(msg["accountId"], event)
+        logger.info("delivery", extra={"outcome": delivered})
+    outcome = events.keep(msg["accountId"], event)
+    logger.info("event stored", extra={"outcome": outcome, "type": event.get("type")})
     return f"StoredEvent_{outcome}"
 
 

@@ -39,6 +39,10 @@ class Settings:
     secret_cache_seconds: int = 300
     # Largest webhook body accepted (LINE's own request limit is far below this).
     max_webhook_body_bytes: int = 1_048_576
+    # Notification messages: their send queue, and this sender instance's share of the
+    # channel's rate limit (LINE: 2,000 requests/s; divided by the sender's maximum concurrency).
+    notification_queue_url: str = ""
+    sender_rate_per_second: float = 200.0
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -65,6 +69,8 @@ class Settings:
             secret_cache_seconds=int(e.get("SECRET_CACHE_SECONDS", "300")),
             link_max_failures_per_member=int(e.get("LINK_MAX_FAILURES_PER_MEMBER", "5")),
             link_max_failures_per_user=int(e.get("LINK_MAX_FAILURES_PER_USER", "10")),
+            notification_queue_url=e.get("NOTIFICATION_QUEUE_URL", ""),
+            sender_rate_per_second=float(e.get("SENDER_RATE_PER_SECOND", "200")),
         )
 
 

@@ -148,3 +148,79 @@ def audit(account_id: str, at_ms: int, entry_id: str) -> dict[str, str]:
 def link_otp(account_id: str, session_id: str, channel: str) -> dict[str, str]:
     """A one-time code sent for one link session over one channel (email / phone); hash only."""
     return {"PK": f"ACCOUNT#{account_id}", "SK": f"OTP#{session_id}#{channel}"}
+
+
+def member_phone(account_id: str, phone_hash: str, member_number: str) -> dict[str, str]:
+    """Members by the keyed hash of their phone (not unique: a family may share one number);
+    notification messages find linked members this way."""
+    return {"PK": f"ACCOUNT#{account_id}#PHONE#{phone_hash}", "SK": f"MEMBER#{member_number}"}
+
+
+def member_phone_partition(account_id: str, phone_hash: str) -> str:
+    return f"ACCOUNT#{account_id}#PHONE#{phone_hash}"
+
+
+# ---------------------------------------------------------------- notification messages
+def notification_template(account_id: str, template_id: str) -> dict[str, str]:
+    """A notification template with its review status (pending / approved)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"NTEMPLATE#{template_id}"}
+
+
+NTEMPLATE_SK_PREFIX = "NTEMPLATE#"
+
+
+def notification_batch(account_id: str, batch_id: str) -> dict[str, str]:
+    """One accepted batch: the template content it was accepted with, refusals, duplicates."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"NBATCH#{batch_id}"}
+
+
+NBATCH_SK_PREFIX = "NBATCH#"
+
+
+def notification(account_id: str, tag: str, batch_id: str, seq: int) -> dict[str, str]:
+    """One notification, keyed by its delivery tag (derived from the business's reference, so a
+    reference is accepted once); its own partition spreads a 100,000-item send. GSI1 lists a
+    batch's notifications in order."""
+    return {
+        "PK": notification_partition(account_id, tag),
+        "SK": "NOTIFICATION",
+        "GSI1PK": notification_batch_index(account_id, batch_id),
+        "GSI1SK": f"{seq:06d}",
+    }
+
+
+def notification_key(account_id: str, tag: str) -> dict[str, str]:
+    return {"PK": notification_partition(account_id, tag), "SK": "NOTIFICATION"}
+
+
+def notification_partition(account_id: str, tag: str) -> str:
+    return f"ACCOUNT#{account_id}#NOTIF#{tag}"
+
+
+def notification_batch_index(account_id: str, batch_id: str) -> str:
+    return f"ACCOUNT#{account_id}#NBATCH#{batch_id}"
+
+
+def notification_await(account_id: str, hour: str, tag: str) -> dict[str, str]:
+    """A sent notification message waiting for its delivery event, filed under the UTC hour it
+    was sent (``YYYYMMDDHH``); the 24-hour sweep reads whole past hours."""
+    return {"PK": notification_await_partition(account_id, hour), "SK": tag}
+
+
+def notification_await_partition(account_id: str, hour: str) -> str:
+    return f"ACCOUNT#{account_id}#NAWAIT#{hour}"
+
+
+# ---------------------------------------------------------------- usage ledger
+def usage_entry(account_id: str, send_id: str) -> dict[str, str]:
+    """One send in the usage ledger (idempotent on its send id)."""
+    return {"PK": f"ACCOUNT#{account_id}#SEND#{send_id}", "SK": "USAGE"}
+
+
+def usage_counter(account_id: str, month: str, shard: int) -> dict[str, str]:
+    """One shard of an account-month's usage counters (ADD only); a rollup sums the shards."""
+    return {"PK": f"ACCOUNT#{account_id}#USAGE#{month}", "SK": f"SHARD#{shard:02d}"}
+
+
+def usage_month_partition(account_id: str, month: str) -> str:
+    return f"ACCOUNT#{account_id}#USAGE#{month}"

@@ -193,6 +193,60 @@ def friend_stats_service():  # type: ignore[no-untyped-def]
     return FriendStatsService(account_store(), friend_store())
 
 
+@lru_cache(maxsize=1)
+def notification_store():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.notifications import DynamoNotificationStore
+
+    return DynamoNotificationStore(get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def notification_templates():  # type: ignore[no-untyped-def]
+    from tsunagu.services.notifications import NotificationTemplates
+
+    return NotificationTemplates(notification_store())
+
+
+@lru_cache(maxsize=1)
+def notification_batches():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.queues import SqsEventQueues
+    from tsunagu.services.notifications import NotificationBatches
+
+    queue = SqsEventQueues({"notify": get_settings().notification_queue_url})
+    return NotificationBatches(notification_store(), notification_templates(), factor_keys(), queue)
+
+
+@lru_cache(maxsize=1)
+def notification_sender():  # type: ignore[no-untyped-def]
+    from tsunagu.services.notifications import NotificationSender, SenderConfig
+
+    config = SenderConfig(rate_per_second=get_settings().sender_rate_per_second)
+    return NotificationSender(
+        notification_store(), member_register(), link_store(), friend_store(), channel_secrets(), line_client(), config
+    )
+
+
+@lru_cache(maxsize=1)
+def delivery_reconciler():  # type: ignore[no-untyped-def]
+    from tsunagu.services.notifications import DeliveryReconciler
+
+    return DeliveryReconciler(notification_store())
+
+
+@lru_cache(maxsize=1)
+def notification_sweep():  # type: ignore[no-untyped-def]
+    from tsunagu.services.notifications import NotificationSweep
+
+    return NotificationSweep(account_store(), notification_store())
+
+
+@lru_cache(maxsize=1)
+def usage_ledger():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.usage import DynamoUsageLedger
+
+    return DynamoUsageLedger(get_settings().table_name)
+
+
 def reset() -> None:
     """Forget every cached object (tests change settings between cases)."""
     for obj in list(globals().values()):

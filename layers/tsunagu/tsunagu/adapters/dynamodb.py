@@ -54,6 +54,19 @@ class _Repository:
             raise
         return True
 
+    def _put_if(self, item: dict[str, Any], condition: str, values: dict[str, Any] | None = None) -> bool:
+        """A conditional put; False when the condition failed."""
+        kwargs: dict[str, Any] = {"ConditionExpression": condition}
+        if values:
+            kwargs["ExpressionAttributeValues"] = to_item(values)
+        try:
+            self.db.put_item(TableName=self.table, Item=to_item(item), **kwargs)
+        except ClientError as e:
+            if _condition_failed(e):
+                return False
+            raise
+        return True
+
     def _counters(self, key: dict[str, str]) -> dict[str, int]:
         """A counter item (numbers changed with ADD) as a plain dict."""
         r = self.db.get_item(TableName=self.table, Key=to_item(key), ConsistentRead=True)

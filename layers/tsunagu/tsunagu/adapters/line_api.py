@@ -47,7 +47,7 @@ class LineClient:
                 raw = r.read()
         except urllib.error.HTTPError as e:
             detail = e.read().decode(errors="replace")[:300]
-            if 400 <= e.code < 500:
+            if 400 <= e.code < 500 and e.code != 429:  # 429: over the rate limit - retry later
                 raise LineRefused(e.code, detail) from None
             raise LineApiError(e.code, detail) from None
         except (urllib.error.URLError, TimeoutError) as e:
@@ -64,3 +64,22 @@ class LineClient:
         """LINE's account-link token for ``user_id`` (valid 10 minutes, single use)."""
         r = self._post(f"/v2/bot/user/{user_id}/linkToken", access_token, {})
         return str(r["linkToken"])
+
+    def push(self, access_token: str, to: str, messages: list[dict[str, Any]], retry_key: str) -> str:
+        """A push to one user with ``X-Line-Retry-Key``: a repeat with the same key is answered
+        409 by LINE without sending again, which counts as done here. Returns LINE's request id."""
+        try:
+            self._post(
+                "/v2/bot/message/push", access_token, {"to": to, "messages": messages}, {"X-Line-Retry-Key": retry_key}
+            )
+        except LineRefused as e:
+            if e.http_status == 409:
+                return "accepted-before"
+            raise
+        return "ok"
+
+    def pnp_push(self, access_token: str, to_hash: str, body: dict[str, Any], delivery_tag: str) -> None:
+        """A LINE notification message to one hashed phone number: flexible (``messages``) or
+        LINE's premade template (``templateKey``). No retry key exists for these."""
+        path = "/v2/bot/message/pnp/templated/push" if "templateKey" in body else "/bot/pnp/push"
+        self._post(path, access_token, {"to": to_hash, **body}, {"X-Line-Delivery-Tag": delivery_tag})

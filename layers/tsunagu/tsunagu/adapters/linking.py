@@ -38,6 +38,16 @@ class DynamoMemberRegister(_Repository):
                     for kind, h in _factor_entries(old)
                     if (kind, h) not in new_index
                 ]
+                if old.phone_hash and old.phone_hash != r.phone_hash:
+                    deletes.append(keys.member_phone(account_id, old.phone_hash, r.member_number))
+            if r.phone_hash:
+                puts.append(
+                    {
+                        **keys.member_phone(account_id, r.phone_hash, r.member_number),
+                        "entity": "member_phone",
+                        "member_number": r.member_number,
+                    }
+                )
             item = {
                 **keys.member(account_id, r.member_number),
                 "entity": "member",
@@ -101,6 +111,16 @@ class DynamoMemberRegister(_Repository):
             return None
         d = from_item(r["Item"])
         return d["member_number"], d.get("line_id")
+
+    def by_phone(self, account_id: str, phone_hash: str) -> list[str]:
+        """Member numbers whose phone has this keyed hash (notification routing)."""
+        r = self.db.query(
+            TableName=self.table,
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues=to_item({":pk": keys.member_phone_partition(account_id, phone_hash)}),
+            ProjectionExpression="member_number",
+        )
+        return [from_item(i)["member_number"] for i in r.get("Items", [])]
 
     def page(self, account_id: str, limit: int, after: str | None) -> tuple[list[str], str | None]:
         kwargs: dict[str, Any] = {

@@ -77,6 +77,12 @@ def _check_forward_url(url: str) -> str:
 
 
 ForwardUrl = Annotated[str, AfterValidator(_check_forward_url)]
+NotificationCountry = Literal["JP", "TH", "TW", "ID"]
+NotificationRouting = Literal["push_to_friends", "always_notification"]
+
+
+def _default_countries() -> list[NotificationCountry]:
+    return ["JP", "TH", "TW"]
 
 
 class AccountSettings(BaseModel):
@@ -96,6 +102,16 @@ class AccountSettings(BaseModel):
     forward_urls: list[ForwardUrl] = Field(
         default_factory=list, max_length=5, description="other LINE tools that should receive the same webhooks"
     )
+    notification_countries: list[NotificationCountry] = Field(
+        default_factory=_default_countries,
+        max_length=4,
+        description="where numbers may be from (R-PNP-2 lists ID too; LINE's current docs only JP, TH, TW)",
+    )
+    notification_routing: NotificationRouting = Field(
+        default="push_to_friends",
+        description="push_to_friends: a linked member who is a friend gets an ordinary push; "
+        "always_notification: every number gets a LINE notification message",
+    )
 
 
 class AccountSettingsPatch(BaseModel):
@@ -113,6 +129,8 @@ class AccountSettingsPatch(BaseModel):
     link_policy: LinkPolicy | None = None
     chat_retention_days: int | None = Field(default=None, ge=1, le=3650)
     forward_urls: list[ForwardUrl] | None = Field(default=None, max_length=5)
+    notification_countries: list[NotificationCountry] | None = Field(default=None, max_length=4)
+    notification_routing: NotificationRouting | None = None
 
     def apply_to(self, current: AccountSettings) -> AccountSettings:
         changes = self.model_dump(exclude_unset=True)
