@@ -16,7 +16,11 @@ Control API (not LINE's): ``/_sandbox/...``
 - ``POST /_sandbox/otp`` (tsunagu's one-time-code sender locally) and ``GET`` to read the codes.
 - ``GET /dialog/bot/accountLink?linkToken=&nonce=[&result=failed]`` - LINE's account-link dialog:
   sends the ``accountLink`` webhook for a valid link token.
-- ``PUT /_sandbox/pnp`` {reachable: [sha256...]} - which hashed numbers have a LINE user.
+- ``PUT /_sandbox/pnp`` {reachable?: [sha256...], undelivered?: [sha256...], fail_next?: N} - which
+  hashed numbers have a LINE user (others get 422); which of those accept the message but never see
+  it (blocked, no consent: no ``delivery`` event, as on LINE); the next N push / notification calls
+  fail with 500. Every other accepted notification message gets its ``delivery`` webhook event
+  (``delivery.data`` = the ``X-Line-Delivery-Tag``) shortly after the call.
 - ``POST /_sandbox/sinks/{name}`` - a downstream webhook receiver (another LINE tool) that records
   body and signature; ``PUT`` {fail: N} makes its next N deliveries fail with 503; ``GET`` lists.
 """
@@ -72,6 +76,8 @@ class SandboxState:
     retry_keys: dict[tuple[str, str], tuple[str, float, dict[str, Any]]] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
     pnp_reachable: set[str] | None = None  # None: every well-formed hash is reachable
+    pnp_undelivered: set[str] = field(default_factory=set)  # accepted (200) but never delivered
+    fail_next: int = 0  # the next N push / notification-message calls answer 500
     link_tokens: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # token -> channel, user, issued
     used_link_tokens: set[str] = field(default_factory=set)
     sinks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # stand-ins for other LINE tools
@@ -170,9 +176,19 @@ class LineSandbox:
             {},
         )
 
+    def _injected_failure(self) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        with self.state.lock:
+            if self.state.fail_next > 0:
+                self.state.fail_next -= 1
+                return _err(500, "Internal server error (sandbox: told to fail)")
+        return None
+
     def _send(
         self, ch: Channel, kind: str, doc: dict[str, Any], headers: dict[str, str]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        failure = self._injected_failure()
+        if failure:
+            return failure
         problem = self._messages_ok(doc)
         if problem:
             return _err(400, "The request body has 1 error(s)", {"details": [{"message": problem}]})
@@ -226,10 +242,23 @@ class LineSandbox:
                 return _err(400, "The request body has 1 error(s)", {"details": [{"message": problem}]})
         elif not doc.get("templateKey"):
             return _err(400, "templateKey is required")
+        failure = self._injected_failure()
+        if failure:
+            return failure
         reachable = self.state.pnp_reachable
         if reachable is not None and to not in reachable:
             return _err(422, "Failed to send messages")
+        if to not in self.state.pnp_undelivered and ch.webhook_url:
+            # The user sees the message: LINE sends the delivery-completion event.
+            ev = {"type": "delivery", "delivery": {"data": tag or to}}
+            threading.Timer(0.05, self._deliver_quietly, args=(ch.channel_id, ev)).start()
         return (200 if path == "/bot/pnp/push" else 202), {}, {}
+
+    def _deliver_quietly(self, channel_id: str, ev: dict[str, Any]) -> None:
+        try:
+            self.send_webhook(channel_id, {"events": [ev]})
+        except OSError:
+            pass  # tsunagu not listening (a test without the stack): LINE would retry later
 
     # ------------------------------------------------------------------ control + webhooks
     def new_channel(self, webhook_url: str | None = None) -> Channel:
@@ -377,7 +406,13 @@ class LineSandbox:
                 self.state.calls.clear()
             return 200, {"ok": True}
         if parts == ["pnp"] and method == "PUT":
-            self.state.pnp_reachable = set(doc.get("reachable", []))
+            with self.state.lock:
+                if "reachable" in doc:
+                    self.state.pnp_reachable = set(doc["reachable"])
+                if "undelivered" in doc:
+                    self.state.pnp_undelivered = set(doc["undelivered"])
+                if "fail_next" in doc:
+                    self.state.fail_next = int(doc["fail_next"])
             return 200, {"ok": True}
         return 404, {"message": "unknown sandbox control"}
 

@@ -1,0 +1,120 @@
+"""Notification messages end to end on the local stack: the batch goes through SQS to the
+sender, the LINE sandbox accepts some numbers (and sends their ``delivery`` events back through
+the signed webhook), answers 422 for others and fails once with a 500; the batch report and the
+undelivered CSV tell the business which is which. Nothing raw reaches the table or the logs."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import OPERATOR_KEY, RunningStack
+from tsunagu.domain.phone import line_hash
+from tsunagu_local.client import request
+
+pytestmark = pytest.mark.e2e
+
+PHONES = {
+    "r-1": ("090-1234-5678", "+819012345678"),  # delivered
+    "r-2": ("０８０－２２２２－３３３３", "+818022223333"),  # delivered (full-width input)
+    "r-3": ("070 4444 5555", "+817044445555"),  # no LINE user: 422
+    "r-4": ("+66 81 234 5678", "+66812345678"),  # accepted, never delivered (no consent)
+}
+
+
+def test_batch_through_the_sandbox_and_its_report(local_stack: RunningStack) -> None:
+    api, sb = local_stack.api, local_stack.sandbox
+    r = request(
+        "POST",
+        f"{api}/accounts",
+        {"name": "carrier", "account_type": "premium", "certified_provider": True},
+        headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
+    )
+    aid, auth = r.json["account_id"], {"Authorization": f"Bearer {r.json['api_key']}"}
+    ch = request("POST", f"{sb}/_sandbox/channels", {"webhookUrl": f"{api}/line/{aid}/webhook"}).json
+    creds = {"channel_secret": ch["channelSecret"], "access_token": ch["accessToken"]}
+    assert request("PUT", f"{api}/accounts/{aid}/channel", creds, headers=auth).status == 200
+
+    content = {
+        "template_key": "shipment_completed_ja",
+        "body": {
+            "emphasizedItem": {"itemKey": "date_001_ja", "content": "{{date}}"},
+            "items": [{"itemKey": "order_number_001_ja", "content": "{{order}}"}],
+        },
+    }
+    t = request(
+        "POST",
+        f"{api}/accounts/{aid}/notification-templates",
+        {"name": "shipped", "kind": "template", "content": content},
+        headers=auth,
+    ).json
+    t = request(
+        "POST", f"{api}/accounts/{aid}/notification-templates/{t['template_id']}/approve", {"version": 1}, headers=auth
+    ).json
+    assert t["status"] == "approved"
+
+    reachable = [line_hash(PHONES[r][1]) for r in ("r-1", "r-2", "r-4")]
+    pnp = {"reachable": reachable, "undelivered": [line_hash(PHONES["r-4"][1])], "fail_next": 1}
+    assert request("PUT", f"{sb}/_sandbox/pnp", pnp).status == 200
+    request("DELETE", f"{sb}/_sandbox/calls")
+    items = [
+        {"reference": r, "phone": raw, "parameters": {"date": "11/22", "order": r}} for r, (raw, _) in PHONES.items()
+    ]
+    items.append({"reference": "r-5", "phone": "+1 202 555 0143", "parameters": {"date": "11/22", "order": "r-5"}})
+    r = request(
+        "POST", f"{api}/accounts/{aid}/notifications", {"template_id": t["template_id"], "items": items}, headers=auth
+    )
+    assert r.status == 202, r.text
+    batch_id = r.json["batch_id"]
+    assert (r.json["accepted"], [x["code"] for x in r.json["refused"]]) == (4, ["country_not_allowed"])
+
+    report = wait_for(lambda: request("GET", f"{api}/accounts/{aid}/notifications/{batch_id}", headers=auth).json)
+    states = {n["reference"]: n["state"] for n in report["notifications"]}
+    assert states == {"r-1": "delivered", "r-2": "delivered", "r-3": "failed", "r-4": "sent"}
+    assert report["counts"] == {
+        "accepted": 0,
+        "sending": 0,
+        "sent": 1,
+        "delivered": 2,
+        "undelivered": 0,
+        "failed": 1,
+    }
+    failed = next(n for n in report["notifications"] if n["reference"] == "r-3")
+    assert failed["reason"] == "no_reachable_user"
+
+    calls = request("GET", f"{sb}/_sandbox/calls?path=/v2/bot/message/pnp/templated/push").json["calls"]
+    # One 500 retried: five calls for four notifications, and every accepted one exactly once.
+    assert len(calls) == 5
+    tags = [c["headers"].get("x-line-delivery-tag") for c in calls]
+    assert all(tag and 16 <= len(tag) <= 100 for tag in tags)
+    assert calls[-1]["body"]["body"]["items"][0]["content"].startswith("r-")
+
+    csv_text = request("GET", f"{api}/accounts/{aid}/notifications/{batch_id}/undelivered", headers=auth).text
+    assert csv_text.splitlines()[1:] == ["r-3,failed,no_reachable_user,"]
+
+    # Privacy: the numbers, in any form, are in neither the table nor the logs.
+    ddb = local_stack.client("dynamodb")
+    dump = ""
+    for table in ddb.list_tables()["TableNames"]:
+        dump += json.dumps(ddb.scan(TableName=table)["Items"], ensure_ascii=False)
+    logs = local_stack.logs()
+    for _, (raw, e164) in PHONES.items():
+        for form in (raw, e164, e164[3:], line_hash(e164)):
+            assert form not in dump, form
+            assert form not in logs, form
+
+
+def wait_for(get: Any, timeout: float = 30) -> dict[str, Any]:
+    """The batch once nothing is queued or in flight (and the delivery events have come back)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        report: dict[str, Any] = get()
+        c = report["counts"]
+        if c["accepted"] == c["sending"] == 0 and c["delivered"] >= 2:
+            return report
+        if time.monotonic() > deadline:
+            raise AssertionError(f"batch did not settle: {report}")
+        time.sleep(0.3)
