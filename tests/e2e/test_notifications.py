@@ -6,6 +6,8 @@ undelivered CSV tell the business which is which. Nothing raw reaches the table 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -118,3 +120,44 @@ def wait_for(get: Any, timeout: float = 30) -> dict[str, Any]:
         if time.monotonic() > deadline:
             raise AssertionError(f"batch did not settle: {report}")
         time.sleep(0.3)
+
+
+def test_cli_sends_a_csv_in_batches_with_progress(local_stack: RunningStack, tmp_path: Any) -> None:
+    api, sb = local_stack.api, local_stack.sandbox
+    r = request(
+        "POST",
+        f"{api}/accounts",
+        {"name": "isp", "account_type": "verified", "certified_provider": True},
+        headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
+    )
+    aid, key = r.json["account_id"], r.json["api_key"]
+    auth = {"Authorization": f"Bearer {key}"}
+    ch = request("POST", f"{sb}/_sandbox/channels", {"webhookUrl": f"{api}/line/{aid}/webhook"}).json
+    creds = {"channel_secret": ch["channelSecret"], "access_token": ch["accessToken"]}
+    request("PUT", f"{api}/accounts/{aid}/channel", creds, headers=auth)
+    content = {"messages": [{"type": "text", "text": "{{name}}様 工事日は{{day}}です。"}]}
+    t = request(
+        "POST",
+        f"{api}/accounts/{aid}/notification-templates",
+        {"name": "工事日", "kind": "flexible", "content": content},
+        headers=auth,
+    ).json
+    request(
+        "POST", f"{api}/accounts/{aid}/notification-templates/{t['template_id']}/approve", {"version": 1}, headers=auth
+    )
+    lines = ["phone,reference,name,day"]
+    lines += [f"090-1000-{i:04d},job-{i},客{i},12/0{i % 9 + 1}" for i in range(1, 25)]
+    lines.insert(8, "not-a-number,job-bad,客,12/01")  # CSV line 9
+    f = tmp_path / "jobs.csv"
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cmd = [sys.executable, "-m", "tsunagu_local.cli", "notify", str(f), "--template", t["template_id"]]
+    cmd += ["--api", api, "--account", aid, "--key", key, "--batch", "10"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 1, out.stderr
+    summary = json.loads(out.stdout)
+    assert (len(summary["batches"]), summary["accepted"], summary["duplicates"]) == (3, 24, 0)
+    assert summary["refused"] == [{"csv_line": 9, "reference": "job-bad", "code": "invalid_phone"}]
+    assert "25/25 notifications" in out.stderr
+    # The same file again (an operator re-runs it after a failure): nothing is sent twice.
+    again = json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False).stdout)
+    assert (again["accepted"], again["duplicates"]) == (0, 24)
