@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+from tsunagu.domain.phone import line_hash
 from tsunagu_local.client import request
 from tsunagu_local.linkflow import error_code, open_link_page, submit_link_form
 from tsunagu_local.stack import LocalStack
@@ -142,7 +143,71 @@ def run(stack: LocalStack) -> None:
     show("schedule FriendStatsFunction", r.json)
     r = request("GET", f"{api}/accounts/{aid}/friends", headers=auth)
     show("friend counts", r.json["counts"])
+    notify_batch(stack, aid, auth)
     print("\nDone. `make serve` keeps the stack running for your own requests.")
+
+
+def notify_batch(stack: LocalStack, aid: str, auth: dict[str, str]) -> None:
+    api, sb = stack.api_url, stack.sandbox_url
+    step(15, "Notification messages by phone number: an approved template, then a batch (R-PNP-1..4)")
+    request("PATCH", f"{api}/accounts/{aid}", {"account_type": "verified", "certified_provider": True}, headers=auth)
+    content = {"messages": [{"type": "text", "text": "{{name}}様、ご注文{{order}}を発送しました。"}]}
+    t = request(
+        "POST",
+        f"{api}/accounts/{aid}/notification-templates",
+        {"name": "発送のお知らせ", "kind": "flexible", "content": content},
+        headers=auth,
+    ).json
+    show("template", f"{t['template_id']} status={t['status']} (LINE's UX review happens outside tsunagu)")
+    t = request(
+        "POST", f"{api}/accounts/{aid}/notification-templates/{t['template_id']}/approve", {"version": 1}, headers=auth
+    ).json
+    show("after the review", f"status={t['status']}")
+    # The sandbox knows LINE users for the first three numbers; the third never sees the message.
+    reachable = ["+819012345678", "+818033334444", "+817055556666"]
+    request(
+        "PUT",
+        f"{sb}/_sandbox/pnp",
+        {"reachable": [line_hash(p) for p in reachable], "undelivered": [line_hash(reachable[2])]},
+    )
+    items = [
+        ("A-1001", "090-1234-5678"),  # the linked member from step 11, a friend: an ordinary push
+        ("A-1002", "080-3333-4444"),
+        ("A-1003", "070-5555-6666"),
+        ("A-1004", "080-7777-8888"),  # no LINE user with this number: LINE answers 422
+        ("A-1005", "+1 202 555 0143"),  # not a notification-message country: refused up front
+    ]
+    r = request(
+        "POST",
+        f"{api}/accounts/{aid}/notifications",
+        {
+            "template_id": t["template_id"],
+            "items": [
+                {"reference": ref, "phone": ph, "parameters": {"name": "お客", "order": ref}} for ref, ph in items
+            ],
+        },
+        headers=auth,
+    )
+    show("POST /accounts/{id}/notifications", r.json)
+    batch_id = r.json["batch_id"]
+
+    step(
+        16, "The sender pushes to the linked friend, sends the rest as notification messages; delivery events come back"
+    )
+
+    def settled() -> Any:
+        rep = request("GET", f"{api}/accounts/{aid}/notifications/{batch_id}", headers=auth).json
+        c = rep["counts"]
+        return rep if c["accepted"] == c["sending"] == 0 and c["delivered"] >= 1 else None
+
+    stack.drain()
+    rep = wait_for(settled)
+    show("batch counts", rep["counts"])
+    for n in rep["notifications"]:
+        print(f"    {n['reference']}: {n['state']:<9} route={n['route']} {n['reason'] or ''}")
+    r = request("GET", f"{api}/accounts/{aid}/notifications/{batch_id}/undelivered", headers=auth)
+    show("undelivered CSV (for an SMS fallback)", r.body.decode("utf-8").lstrip("\ufeff").rstrip())
+    print("    (A-1003 waits for its delivery event; the hourly sweep marks it undelivered after 24 hours)")
 
 
 def link_member(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, Any]) -> None:
