@@ -12,13 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-
-class Plan(StrEnum):
-    """R-PLAN-1."""
-
-    COMMUNICATION = "communication"
-    LIGHT = "light"
-    STANDARD = "standard"
+from tsunagu.domain.billing import Plan  # R-PLAN-1; pure, shared with the billing rules
 
 
 class AccountType(StrEnum):
