@@ -161,3 +161,57 @@ def test_cli_sends_a_csv_in_batches_with_progress(local_stack: RunningStack, tmp
     # The same file again (an operator re-runs it after a failure): nothing is sent twice.
     again = json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False).stdout)
     assert (again["accepted"], again["duplicates"]) == (0, 24)
+
+
+def test_racing_senders_send_one_notification_once(local_stack: RunningStack, monkeypatch: Any) -> None:
+    """SQS may hand the same message to several senders at once: 16 senders race on the local
+    stack's moto server (real conditional writes) and LINE is called exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tsunagu import wiring
+    from tsunagu.domain import notifications as n
+    from tsunagu.services.notifications import RetryLater
+
+    api, sb = local_stack.api, local_stack.sandbox
+    r = request("POST", f"{api}/accounts", {"name": "race"}, headers={"Authorization": f"Bearer {OPERATOR_KEY}"})
+    aid, auth = r.json["account_id"], {"Authorization": f"Bearer {r.json['api_key']}"}
+    ch = request("POST", f"{sb}/_sandbox/channels", {}).json
+    creds = {"channel_secret": ch["channelSecret"], "access_token": ch["accessToken"]}
+    request("PUT", f"{api}/accounts/{aid}/channel", creds, headers=auth)
+    table = next(t for t in local_stack.client("dynamodb").list_tables()["TableNames"] if "Idempotency" not in t)
+    for k, v in {
+        "AWS_ENDPOINT_URL": local_stack.moto,
+        "AWS_DEFAULT_REGION": "ap-northeast-1",
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "TABLE_NAME": table,
+        "SECRET_PREFIX": "tsunagu/dev",
+        "LINE_API_BASE_URL": sb,
+    }.items():
+        monkeypatch.setenv(k, v)
+    wiring.reset()
+    try:
+        store = wiring.notification_store()
+        content = {"messages": [{"type": "text", "text": "お知らせ"}]}
+        store.put_batch(aid, {"batch_id": "nb_race", "template_id": "t", "kind": "flexible", "content": content})
+        for trial in range(5):
+            ref = f"race-{trial}"
+            item = n.AcceptedItem(0, ref, n.delivery_tag(aid, ref), "+819012345678", "JP", {})
+            assert store.add(aid, "nb_race", trial, item, {})
+            msg = {"a": aid, "b": "nb_race", "t": item.tag, "to": line_hash(item.e164), "p": {}}
+
+            def one(_: int, msg: dict[str, Any] = msg) -> str:
+                try:
+                    return str(wiring.notification_sender().send(msg))
+                except RetryLater:
+                    return "retry_later"  # another sender holds it: SQS would redeliver later
+
+            with ThreadPoolExecutor(16) as pool:
+                outcomes = list(pool.map(one, range(16)))
+            calls = request("GET", f"{sb}/_sandbox/calls?path=/bot/pnp/push").json["calls"]
+            mine = [c for c in calls if c["headers"].get("x-line-delivery-tag") == item.tag]
+            assert outcomes.count("sent") == 1, outcomes
+            assert len(mine) == 1
+            assert store.get(aid, item.tag)["state"] == "sent"
+    finally:
+        wiring.reset()
