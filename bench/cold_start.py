@@ -62,6 +62,8 @@ CLIENTS = {
     "link_page": ["dynamodb", "secretsmanager"],
     "account_link_worker": ["dynamodb", "secretsmanager"],
     "event_store": ["dynamodb"],
+    "notification_sender": ["dynamodb", "secretsmanager"],
+    "notification_sweep": ["dynamodb"],
 }
 
 
