@@ -224,3 +224,59 @@ def usage_counter(account_id: str, month: str, shard: int) -> dict[str, str]:
 
 def usage_month_partition(account_id: str, month: str) -> str:
     return f"ACCOUNT#{account_id}#USAGE#{month}"
+
+
+# ---------------------------------------------------------------- plans, quota and billing
+def plan_change(account_id: str, effective: str, requested_ms: int) -> dict[str, str]:
+    """One entry of the plan history: ``plan`` in force from ``effective`` (JST date)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"PLAN#{effective}#{requested_ms:013d}"}
+
+
+PLAN_SK_PREFIX = "PLAN#"
+
+
+def option_subscription(account_id: str, option: str, start: str) -> dict[str, str]:
+    """A Chat Plus / Call Plus / premium ID subscription from ``start`` (JST date)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"OPTION#{option}#{start}"}
+
+
+OPTION_SK_PREFIX = "OPTION#"
+
+
+def quota_month(account_id: str, month: str) -> dict[str, str]:
+    """The month's reserved billable recipients (one item: the cap check must be atomic)."""
+    return {"PK": f"ACCOUNT#{account_id}#QUOTA#{month}", "SK": "QUOTA"}
+
+
+def campaign_cap(account_id: str, campaign: str) -> dict[str, str]:
+    """Recipients reserved by one campaign against its own cap (R-MSG-1)."""
+    return {"PK": f"ACCOUNT#{account_id}#CAMPAIGN#{campaign}", "SK": "CAP"}
+
+
+def reservation(account_id: str, send_id: str) -> dict[str, str]:
+    """A send's quota reservation (released if the send fails)."""
+    return {"PK": f"ACCOUNT#{account_id}#SEND#{send_id}", "SK": "RESERVATION"}
+
+
+def usage_day(account_id: str, day: str) -> dict[str, str]:
+    """The daily rollup: the month's counters as of ``day`` (JST)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"USAGEDAY#{day}"}
+
+
+def invoice(account_id: str, month: str) -> dict[str, str]:
+    """A closed month's invoice; written once, never changed."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"INVOICE#{month}"}
+
+
+def quota_check(account_id: str, day: str) -> dict[str, str]:
+    """Reconciliation of tsunagu's count with LINE's quota consumption on ``day``."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"QUOTACHECK#{day}"}
+
+
+def points_grant(account_id: str, month: str, member_number: str, line_id: str) -> dict[str, str]:
+    """R-PTS-1: one month's points for one contract line, granted once."""
+    return {"PK": f"ACCOUNT#{account_id}#POINTS#{month}", "SK": f"{member_number}#{line_id}"}
+
+
+def points_partition(account_id: str, month: str) -> str:
+    return f"ACCOUNT#{account_id}#POINTS#{month}"
