@@ -280,3 +280,8 @@ def points_grant(account_id: str, month: str, member_number: str, line_id: str) 
 
 def points_partition(account_id: str, month: str) -> str:
     return f"ACCOUNT#{account_id}#POINTS#{month}"
+
+
+def billing_settings(account_id: str) -> dict[str, str]:
+    """Budget (Standard plan: monthly yen / messages) and the LINE quota check's last result."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": "BILLING"}
