@@ -66,20 +66,38 @@ class LineClient:
         return str(r["linkToken"])
 
     def push(self, access_token: str, to: str, messages: list[dict[str, Any]], retry_key: str) -> str:
-        """A push to one user with ``X-Line-Retry-Key``: a repeat with the same key is answered
-        409 by LINE without sending again, which counts as done here. Returns LINE's request id."""
-        try:
-            self._post(
-                "/v2/bot/message/push", access_token, {"to": to, "messages": messages}, {"X-Line-Retry-Key": retry_key}
-            )
-        except LineRefused as e:
-            if e.http_status == 409:
-                return "accepted-before"
-            raise
-        return "ok"
+        """A push to one user with ``X-Line-Retry-Key`` (see ``send``)."""
+        return self.send(access_token, "push", {"to": to, "messages": messages}, retry_key)
 
     def pnp_push(self, access_token: str, to_hash: str, body: dict[str, Any], delivery_tag: str) -> None:
         """A LINE notification message to one hashed phone number: flexible (``messages``) or
         LINE's premade template (``templateKey``). No retry key exists for these."""
         path = "/v2/bot/message/pnp/templated/push" if "templateKey" in body else "/bot/pnp/push"
         self._post(path, access_token, {"to": to_hash, **body}, {"X-Line-Delivery-Tag": delivery_tag})
+
+    def send(self, access_token: str, kind: str, body: dict[str, Any], retry_key: str) -> str:
+        """push / multicast / broadcast / narrowcast with ``X-Line-Retry-Key``; a 409 means LINE
+        accepted this key before (nothing is sent twice). Returns "sent" or "accepted-before"."""
+        try:
+            self._post(f"/v2/bot/message/{kind}", access_token, body, {"X-Line-Retry-Key": retry_key})
+        except LineRefused as e:
+            if e.http_status == 409:
+                return "accepted-before"
+            raise
+        return "sent"
+
+    def quota_consumption(self, access_token: str) -> int:
+        """Billable messages LINE counted this month (``GET /v2/bot/message/quota/consumption``)."""
+        return int(self._get("/v2/bot/message/quota/consumption", access_token)["totalUsage"])
+
+    def _get(self, path: str, token: str) -> Any:
+        req = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
+            self.base_url + path, method="GET", headers={"Authorization": f"Bearer {token}"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:  # noqa: S310 - scheme checked in __init__
+                return json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            raise LineApiError(e.code, e.read().decode(errors="replace")[:300]) from None
+        except (urllib.error.URLError, TimeoutError) as e:
+            raise LineApiError(0, str(e)) from None

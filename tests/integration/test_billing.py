@@ -1,0 +1,235 @@
+"""Metering and billing against moto: quota reservations (capped plans, budgets, campaign caps),
+retry keys, live usage, forecasts, plan changes, the monthly close (once; late usage on the next
+invoice), the daily rollup, the LINE quota check and points (R-PLAN-*, R-MSG-*, R-PTS-1)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import OPERATOR_KEY
+from tsunagu import wiring
+from tsunagu.adapters.billing import DynamoBillingStore
+from tsunagu.adapters.line_api import LineApiError, LineRefused
+from tsunagu.adapters.usage import DynamoUsageLedger
+from tsunagu.config import get_settings
+from tsunagu.errors import BadRequest, UpstreamError
+from tsunagu.services.billing import BillingService, QuotaRefused
+
+TEXT = [{"type": "text", "text": "お知らせ"}]
+
+
+def users(n: int) -> list[str]:
+    return ["U" + uuid.uuid4().hex for _ in range(n)]
+
+
+class FakeLine:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any], str]] = []
+        self.keys: set[str] = set()
+        self.fail_with: Exception | None = None
+        self.consumption = 0
+
+    def send(self, token: str, kind: str, body: dict[str, Any], retry_key: str) -> str:
+        if self.fail_with is not None:
+            e, self.fail_with = self.fail_with, None
+            raise e
+        if retry_key in self.keys:
+            return "accepted-before"
+        self.keys.add(retry_key)
+        self.sent.append((kind, body, retry_key))
+        return "sent"
+
+    def quota_consumption(self, token: str) -> int:
+        return self.consumption
+
+
+@pytest.fixture
+def line() -> FakeLine:
+    return FakeLine()
+
+
+@pytest.fixture
+def make_service(stack, line):
+    def make(today: date = date(2026, 11, 22)) -> BillingService:
+        table = get_settings().table_name
+        return BillingService(
+            DynamoBillingStore(table),
+            DynamoUsageLedger(table),
+            wiring.account_store(),
+            wiring.friend_store(),
+            wiring.channel_secrets(),
+            line,
+            wiring.member_register(),
+            today=lambda: today,
+        )
+
+    return make
+
+
+def account(api, plan: str = "light") -> str:
+    _, out = api.call("POST", "/accounts", {"name": "shop", "plan": plan}, {"Authorization": f"Bearer {OPERATOR_KEY}"})
+    aid = out["account_id"]
+    auth = {"Authorization": f"Bearer {out['api_key']}"}
+    api.call("PUT", f"/accounts/{aid}/channel", {"channel_secret": "0" * 32, "access_token": "token-" + "x" * 30}, auth)
+    return aid
+
+
+def fill(svc: BillingService, aid: str, n: int) -> None:
+    """``n`` billable messages already sent this month (one send, recorded like any other)."""
+    key = str(uuid.uuid4())
+    assert svc.store.reserve(aid, key, "2026-11", n, None)
+    assert svc.store.commit(aid, key, "broadcast", n, 1_795_000_000_000)
+
+
+def test_light_plan_refuses_a_multicast_past_its_free_messages_and_sends_nothing(api, make_service, line):
+    """R-PLAN-1: Light = 5,000 free messages, nothing beyond."""
+    svc = make_service()
+    aid = account(api, "light")
+    fill(svc, aid, 4_900)
+    with pytest.raises(QuotaRefused) as e:
+        svc.send(aid, "multicast", {"to": users(101), "messages": TEXT}, str(uuid.uuid4()), None)
+    assert e.value.code == "quota_exceeded" and "100 message(s) left" in e.value.message
+    assert line.sent == []
+    out = svc.send(aid, "multicast", {"to": users(100), "messages": TEXT}, str(uuid.uuid4()), None)
+    assert (out["recipients"], out["status"]) == (100, "sent")
+    with pytest.raises(QuotaRefused):
+        svc.send(aid, "push", {"to": users(1)[0], "messages": TEXT}, str(uuid.uuid4()), None)
+    usage = svc.usage(aid)
+    assert (usage["billable_messages"], usage["remaining_free"], usage["cap"]) == (5_000, 0, 5_000)
+
+
+def test_retry_key_counts_once_and_a_refused_send_gives_its_reservation_back(api, make_service, line):
+    svc = make_service()
+    aid = account(api, "communication")  # 200 free messages
+    key = str(uuid.uuid4())
+    body = {"to": users(3), "messages": TEXT}
+    assert svc.send(aid, "multicast", body, key, None)["status"] == "sent"
+    assert svc.send(aid, "multicast", body, key, None)["status"] == "already_sent"
+    assert len(line.sent) == 1
+    line.fail_with = LineRefused(400, "bad message")
+    with pytest.raises(BadRequest):
+        svc.send(aid, "push", {"to": users(1)[0], "messages": TEXT}, str(uuid.uuid4()), None)
+    assert svc.store.reserved(aid, "2026-11") == 3
+    # LINE did not answer: the reservation stays; the same retry key later sends and commits once.
+    key2 = str(uuid.uuid4())
+    line.fail_with = LineApiError(503, "busy")
+    with pytest.raises(UpstreamError):
+        svc.send(aid, "push", {"to": users(1)[0], "messages": TEXT}, key2, None)
+    assert svc.send(aid, "push", {"to": users(1)[0], "messages": TEXT}, key2, None)["status"] == "sent"
+    assert svc.usage(aid)["by_kind"] == {"multicast_messages": 3, "push_messages": 1}
+
+
+def test_bad_sends_are_refused_before_anything_is_reserved(api, make_service):
+    svc = make_service()
+    aid = account(api)
+    bad = [
+        ("multicast", {"to": users(501), "messages": TEXT}, "invalid_recipient"),
+        ("multicast", {"to": ["nope"], "messages": TEXT}, "invalid_recipient"),
+        ("push", {"to": users(1)[0], "messages": TEXT * 6}, "message_count"),
+        ("push", {"to": users(1)[0], "messages": []}, "message_count"),
+        ("narrowcast", {"messages": TEXT}, "narrowcast_limit"),
+    ]
+    for kind, body, code in bad:
+        with pytest.raises(Exception) as e:
+            svc.send(aid, kind, body, str(uuid.uuid4()), None)
+        assert getattr(e.value, "code", None) == code
+    assert svc.store.reserved(aid, "2026-11") == 0
+
+
+def test_standard_budget_and_campaign_cap(api, make_service, line):
+    """Standard: additional messages allowed (R-PLAN-2) but never past the business's budget;
+    a campaign never past its own cap (R-MSG-1)."""
+    svc = make_service()
+    aid = account(api, "standard")  # 30,000 free
+    fill(svc, aid, 30_000)
+    svc.set_budget(aid, yen=33, messages=None)  # 3 yen per additional message in the first tier: 11 messages
+    assert svc.month_limit(aid, date(2026, 11, 22))[0] == 30_011
+    with pytest.raises(QuotaRefused) as e:
+        svc.send(aid, "multicast", {"to": users(12), "messages": TEXT}, str(uuid.uuid4()), None)
+    assert "11 message(s) left" in e.value.message
+    svc.set_budget(aid, yen=None, messages=None)
+    campaign = ("winter", 5)
+    svc.send(aid, "multicast", {"to": users(4), "messages": TEXT}, str(uuid.uuid4()), campaign)
+    with pytest.raises(QuotaRefused) as e:
+        svc.send(aid, "multicast", {"to": users(2), "messages": TEXT}, str(uuid.uuid4()), campaign)
+    assert e.value.details[0]["limit"] == "campaign" and e.value.details[0]["left"] == 1
+    assert svc.store.reserved(aid, "2026-11") == 30_004  # the refused one reserved nothing
+
+
+def test_upgrade_mid_month_grants_the_difference_and_downgrade_waits(api, make_service):
+    """R-PLAN-3."""
+    svc = make_service(date(2026, 11, 22))
+    aid = account(api, "communication")
+    svc.store.replace_plan_history(aid, [], [(date(2026, 10, 1), "communication")])
+    view = svc.change_plan(aid, "light")
+    assert view["plan"] == "light" and view["pending"] == []
+    assert svc.month_limit(aid, date(2026, 11, 22))[0] == 200 + (5_000 - 200)
+    view = svc.change_plan(aid, "communication")
+    assert view["plan"] == "light" and view["pending"] == [{"effective": "2026-12-01", "plan": "communication"}]
+    fc = svc.forecast(aid, 10, date(2026, 12, 5))
+    assert (fc["plan"], fc["free_messages"]) == ("communication", 200)
+
+
+def test_forecast_shows_cost_and_blocked(api, make_service):
+    svc = make_service()
+    light = account(api, "light")
+    fill(svc, light, 4_990)
+    fc = svc.forecast(light, 50, None)
+    assert (fc["sendable"], fc["blocked"], fc["additional"]) == (10, 40, 0)
+    std = account(api, "standard")
+    fc = svc.forecast(std, 230_000, None)  # 30,000 free + 200,000 additional = 550,000 yen (R-PLAN-2)
+    assert (fc["additional"], fc["additional_cost_yen"]) == (200_000, "550000")
+
+
+def test_close_twice_yields_one_invoice_and_a_late_message_lands_on_the_next(api, make_service):
+    svc = make_service(date(2026, 12, 1))
+    aid = account(api, "standard")
+    fill(svc, aid, 30_010)  # 10 additional messages at 3 yen
+    assert svc.close_month("2026-11", [aid]) == {aid: "closed"}
+    first = svc.invoice(aid, "2026-11")
+    assert svc.close_month("2026-11", [aid]) == {aid: "already_closed"}
+    assert svc.invoice(aid, "2026-11") == first
+    assert first["totals"] == {"subtotal": "15030", "tax": "1503", "total": "16533"}
+    # A send of November counted after the close (e.g. a delayed ledger write).
+    svc.ledger.record(aid, "late-1", "push", 5, 1_795_000_000_000)
+    svc.today = lambda: date(2027, 1, 1)
+    assert svc.close_month("2026-12", [aid]) == {aid: "closed"}
+    december = svc.invoice(aid, "2026-12")
+    assert december["adjustments"] == [{"month": "2026-11", "invoiced": 30_010, "late": 5}]
+    assert any(li["description"].startswith("late usage 2026-11") for li in december["lines"])
+    assert svc.invoice(aid, "2026-11") == first  # the closed invoice never changes
+
+
+def test_daily_rollup_quota_check_and_points(api, make_service, line, stack):
+    svc = make_service()
+    aid = account(api, "light")
+    fill(svc, aid, 7)
+    svc.daily_rollup()
+    assert svc.usage(aid)["daily_rollup"] == {"day": "2026-11-22", "billable_messages": 7}
+    line.consumption = 12  # 5 sent from LINE Official Account Manager, outside tsunagu
+    assert svc.quota_check()[aid] == {"line": 12, "tsunagu": 7, "outside_tsunagu": 5}
+    # R-PTS-1: a contractor-linked customer with two lines (3,000 + 1,690 yen) -> 46 points, once.
+    _, out = api.call("POST", "/accounts", {"name": "isp"}, {"Authorization": f"Bearer {OPERATOR_KEY}"})
+    isp, auth = out["account_id"], {"Authorization": f"Bearer {out['api_key']}"}
+    rows = [
+        {
+            "member_number": "N0123456789",
+            "login_id": "taro",
+            "password": "pw-123456",
+            "lines": [{"line_id": "L1", "monthly_base_fee": 3000}, {"line_id": "L2", "monthly_base_fee": 1690}],
+        }
+    ]
+    status, res = api.call("POST", f"/accounts/{isp}/members", {"members": rows}, auth)
+    assert status == 200, res
+    user = "U" + "c" * 32
+    wiring.link_store()._put_new(
+        {"PK": f"ACCOUNT#{isp}", "SK": "LINK#CONTRACTOR#N0123456789", "user_id": user, "linked_at": 1}
+    )
+    assert svc.grant_points("2026-11")[isp] == 1
+    assert svc.grant_points("2026-11")[isp] == 0  # once per month
+    (statement,) = svc.points(isp, "2026-11")
+    assert (statement["points"], statement["monthly_base_fee"], statement["user_id"]) == (46, 4690, user)
