@@ -1,5 +1,5 @@
 """The business API: accounts (create, settings, channel credentials), friends, chats, the member
-register and links, and notification messages (routes in ``tsunagu.routes.notifications``)."""
+register and links, notification messages and coupons (routes in ``tsunagu.routes``)."""
 
 import base64
 from typing import Annotated, Any, Literal
@@ -19,6 +19,7 @@ from tsunagu.domain.accounts import (
 )
 from tsunagu.http import build_resolver, openapi_document
 from tsunagu.observability import logger, metrics, tracer
+from tsunagu.routes import coupons as coupon_routes
 from tsunagu.routes import notifications as notification_routes
 
 tracing = tracer()
@@ -43,6 +44,7 @@ class StaffUnlink(BaseModel):
 
 app = build_resolver()
 app.include_router(notification_routes.router)
+app.include_router(coupon_routes.router)
 AccountId = Annotated[str, Path(max_length=64)]
 UserId = Annotated[str, Path(pattern=r"^U[0-9a-f]{32}$")]
 
@@ -171,7 +173,9 @@ def link_audit(account_id: AccountId) -> dict[str, Any]:
 
 @app.get("/openapi.json")  # type: ignore[untyped-decorator]
 def openapi() -> dict[str, Any]:
-    return openapi_document(app)
+    doc = openapi_document(app)
+    doc["paths"].update(coupon_routes.LEAN_OPENAPI)  # the lean redemption and coupon page functions
+    return doc
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)

@@ -23,6 +23,14 @@ Control API (not LINE's): ``/_sandbox/...``
   (``delivery.data`` = the ``X-Line-Delivery-Tag``) shortly after the call.
 - ``POST /_sandbox/sinks/{name}`` - a downstream webhook receiver (another LINE tool) that records
   body and signature; ``PUT`` {fail: N} makes its next N deliveries fail with 503; ``GET`` lists.
+- LINE Login: ``POST /_sandbox/login-channels`` {userId?, tokenSeconds?} -> {channelId, channelSecret};
+  ``PUT /_sandbox/login-channels/{channelId}`` {userId, tokenSeconds?} sets who is logged in to LINE
+  (the in-app browser's single sign-on). ``GET /oauth2/v2.1/authorize`` redirects straight back
+  with a one-time ``code`` (or ``error=access_denied`` when no user is set); ``POST
+  /oauth2/v2.1/token`` exchanges it (client secret, redirect_uri checked) for an HS256 ID token
+  signed with the channel secret (``iss``, ``sub``, ``aud``, ``exp``, ``nonce``).
+- LINE's coupon API (line-platform.md 6): ``POST /v2/bot/coupon`` (required fields checked),
+  ``GET /v2/bot/coupon``, ``GET /v2/bot/coupon/{couponId}``, ``PUT /v2/bot/coupon/{couponId}/close``.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import secrets
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -69,6 +78,14 @@ class Channel:
 
 
 @dataclass
+class LoginChannel:
+    channel_id: str
+    secret: str
+    user_id: str | None = None  # who is logged in to LINE on this "phone"
+    token_seconds: int = 3600
+
+
+@dataclass
 class SandboxState:
     channels: dict[str, Channel] = field(default_factory=dict)
     reply_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (channel, issued)
@@ -84,6 +101,11 @@ class SandboxState:
     sink_failures: dict[str, int] = field(default_factory=dict)
     otps: list[dict[str, Any]] = field(default_factory=list)  # one-time codes "delivered" by mail / voice
     consumption: dict[str, int] = field(default_factory=dict)
+    login_channels: dict[str, LoginChannel] = field(default_factory=dict)
+    login_codes: dict[str, tuple[str, str, str, str, float]] = field(
+        default_factory=dict
+    )  # code -> ch, user, uri, nonce
+    coupons: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # channel -> couponId -> coupon
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def channel_by_token(self, token: str) -> Channel | None:
@@ -129,11 +151,132 @@ class LineSandbox:
             with self.state.lock:
                 self.state.link_tokens[token] = (ch.channel_id, m.group(1), time.time())
             return 200, {"linkToken": token}, {}
+        if path.startswith("/v2/bot/coupon"):
+            return self._coupon(ch, method, path, doc)
         if method == "GET" and path == "/v2/bot/message/quota":
             return 200, {"type": "limited", "value": 200}, {}
         if method == "GET" and path == "/v2/bot/message/quota/consumption":
             return 200, {"totalUsage": self.state.consumption.get(ch.channel_id, 0)}, {}
         return _err(404, "Not found")
+
+    # ------------------------------------------------------------------ LINE's coupon API
+    def _coupon(
+        self, ch: Channel, method: str, path: str, doc: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        mine = self.state.coupons.setdefault(ch.channel_id, {})
+        parts = path.strip("/").split("/")[3:]  # after v2/bot/coupon
+        if method == "POST" and not parts:
+            missing = [
+                k
+                for k in (
+                    "title",
+                    "acquisitionCondition",
+                    "maxUseCountPerTicket",
+                    "startTimestamp",
+                    "endTimestamp",
+                    "timezone",
+                    "reward",
+                    "visibility",
+                )
+                if k not in doc
+            ]
+            problems = [f"{k}: required" for k in missing]
+            if not problems:
+                if not 1 <= len(str(doc["title"])) <= 60:
+                    problems.append("title: 1-60 characters")
+                if int(doc["endTimestamp"]) < max(int(doc["startTimestamp"]), int(time.time())):
+                    problems.append("endTimestamp: must be after startTimestamp and not in the past")
+                acq = doc["acquisitionCondition"]
+                if acq.get("type") == "lottery" and not 1 <= int(acq.get("lotteryProbability", 0)) <= 99:
+                    problems.append("acquisitionCondition.lotteryProbability: 1-99")
+                price = (doc["reward"] or {}).get("priceInfo") or {}
+                if price.get("type") == "percentage" and not 1 <= int(price.get("percentage", 0)) <= 99:
+                    problems.append("reward.priceInfo.percentage: 1-99")
+            if problems:
+                return _err(400, "The request body has errors", {"details": [{"message": p} for p in problems]})
+            coupon_id = ulid()
+            now = int(time.time())
+            status = "RUNNING"
+            with self.state.lock:
+                mine[coupon_id] = {
+                    **doc,
+                    "couponId": coupon_id,
+                    "status": status,
+                    "createdTimestamp": now,
+                    "maxTicketPerUser": 1,
+                }
+            return 200, {"couponId": coupon_id}, {}
+        if method == "GET" and not parts:
+            items = [{"couponId": k, "title": v["title"]} for k, v in mine.items()]
+            return 200, {"items": items}, {}
+        if parts and parts[0] in mine:
+            if method == "GET" and len(parts) == 1:
+                return 200, mine[parts[0]], {}
+            if method == "PUT" and parts[1:] == ["close"]:
+                mine[parts[0]]["status"] = "CLOSED"
+                return 200, {}, {}
+        return _err(404, "Not found")
+
+    # ------------------------------------------------------------------ LINE Login
+    def new_login_channel(self, user_id: str | None = None, token_seconds: int = 3600) -> LoginChannel:
+        ch = LoginChannel(str(1_600_000_000 + secrets.randbelow(10**8)), secrets.token_hex(16), user_id, token_seconds)
+        self.state.login_channels[ch.channel_id] = ch
+        return ch
+
+    def authorize(self, query: dict[str, list[str]]) -> tuple[int, str, str | None]:
+        """LINE Login's authorization endpoint, played as the LINE app's single sign-on: no
+        consent screen, straight back to redirect_uri with a code (10 minutes, single use)."""
+        q = {k: v[0] for k, v in query.items()}
+        ch = self.state.login_channels.get(q.get("client_id", ""))
+        uri = q.get("redirect_uri", "")
+        if ch is None or q.get("response_type") != "code" or not uri.startswith(("http://", "https://")):
+            return 400, "<p>invalid_request</p>", None
+        sep = "&" if "?" in uri else "?"
+        state = urllib.parse.quote(q.get("state", ""))
+        if ch.user_id is None:
+            return 302, "", f"{uri}{sep}error=access_denied&state={state}"
+        code = secrets.token_urlsafe(16)
+        with self.state.lock:
+            self.state.login_codes[code] = (ch.channel_id, ch.user_id, uri, q.get("nonce", ""), time.time())
+        return 302, "", f"{uri}{sep}code={code}&state={state}"
+
+    def token(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """LINE Login's token endpoint (authorization_code): an ID token signed HS256 with the
+        channel secret, as LINE does for web login."""
+        from tsunagu.domain.coupons import LINE_ISSUER, sign_id_token
+
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        with self.state.lock:
+            issued = self.state.login_codes.pop(form.get("code", ""), None)
+        ch = self.state.login_channels.get(form.get("client_id", ""))
+        if ch is None or not hmac.compare_digest(ch.secret, form.get("client_secret", "")):
+            return 401, {"error": "invalid_client"}
+        if (
+            issued is None
+            or issued[0] != ch.channel_id
+            or issued[2] != form.get("redirect_uri")
+            or time.time() - issued[4] > 600
+        ):
+            return 400, {"error": "invalid_grant"}
+        now = int(time.time())
+        claims = {
+            "iss": LINE_ISSUER,
+            "sub": issued[1],
+            "aud": ch.channel_id,
+            "exp": now + ch.token_seconds,
+            "iat": now,
+            "amr": ["linesso"],
+        }
+        if issued[3]:
+            claims["nonce"] = issued[3]
+        return 200, {
+            "access_token": secrets.token_urlsafe(32),
+            "expires_in": 2592000,
+            "id_token": sign_id_token(claims, ch.secret),
+            "refresh_token": secrets.token_urlsafe(16),
+            "scope": "openid",
+            "token_type": "Bearer",
+        }
 
     def _messages_ok(self, doc: dict[str, Any]) -> str | None:
         msgs = doc.get("messages")
@@ -396,6 +539,14 @@ class LineSandbox:
             return 200, {"ok": True}
         if len(parts) == 3 and parts[0] == "channels" and parts[2] == "webhooks" and method == "POST":
             return 200, self.send_webhook(parts[1], doc)
+        if parts == ["login-channels"] and method == "POST":
+            lc = self.new_login_channel(doc.get("userId"), int(doc.get("tokenSeconds", 3600)))
+            return 201, {"channelId": lc.channel_id, "channelSecret": lc.secret, "userId": lc.user_id}
+        if len(parts) == 2 and parts[0] == "login-channels" and method == "PUT":
+            lc = self.state.login_channels[parts[1]]
+            lc.user_id = doc.get("userId")
+            lc.token_seconds = int(doc.get("tokenSeconds", lc.token_seconds))
+            return 200, {"ok": True}
         if parts == ["calls"] and method == "GET":
             want = query.get("path", [None])[0]
             with self.state.lock:
@@ -439,8 +590,21 @@ class LineSandbox:
                     self.end_headers()
                     self.wfile.write(out)
                     return
+                if url.path == "/oauth2/v2.1/authorize":
+                    status, html, location = sb.authorize(parse_qs(url.query))
+                    out = html.encode()
+                    self.send_response(status)
+                    if location:
+                        self.send_header("Location", location)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                    return
                 try:
-                    if url.path.startswith("/_sandbox/"):
+                    if url.path == "/oauth2/v2.1/token" and self.command == "POST":
+                        status, payload = sb.token(body)
+                    elif url.path.startswith("/_sandbox/"):
                         status, payload = sb.control(self.command, url.path, parse_qs(url.query), body, headers)
                     else:
                         status, payload, extra = sb.api(self.command, url.path, headers, body)

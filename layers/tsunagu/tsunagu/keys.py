@@ -285,3 +285,62 @@ def points_partition(account_id: str, month: str) -> str:
 def billing_settings(account_id: str) -> dict[str, str]:
     """Budget (Standard plan: monthly yen / messages) and the LINE quota check's last result."""
     return {"PK": f"ACCOUNT#{account_id}", "SK": "BILLING"}
+
+
+# ---------------------------------------------------------------- coupons
+def coupon(account_id: str, coupon_id: str) -> dict[str, str]:
+    """A coupon definition (R-CPN-1) with its grant settings and LINE mirror id."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"COUPON#{coupon_id}"}
+
+
+COUPON_SK_PREFIX = "COUPON#"
+
+
+def coupon_partition(account_id: str, coupon_id: str) -> str:
+    return f"ACCOUNT#{account_id}#COUPON#{coupon_id}"
+
+
+def coupon_counts(account_id: str, coupon_id: str) -> dict[str, str]:
+    """A coupon's counters (ADD): grants, lottery winners (capped) and redemptions (capped)."""
+    return {"PK": coupon_partition(account_id, coupon_id), "SK": "COUNTS"}
+
+
+def coupon_grant(account_id: str, coupon_id: str, user_id: str) -> dict[str, str]:
+    """One LINE user's grant of one coupon: the lottery outcome, drawn once, and the uses left.
+    The uniqueness item for one use per person (R-CPN-5)."""
+    return {"PK": coupon_partition(account_id, coupon_id), "SK": f"GRANT#{user_id}"}
+
+
+GRANT_SK_PREFIX = "GRANT#"
+
+
+def grant_serials(account_id: str) -> dict[str, str]:
+    """The account's grant serial counter (ADD): the 8-digit reference a redemption code carries."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": "SEQ#COUPONGRANT"}
+
+
+def grant_ref(account_id: str, ref: str) -> dict[str, str]:
+    """A redemption code's grant reference -> coupon and LINE user (the POS sends only the code)."""
+    return {"PK": f"ACCOUNT#{account_id}#GRANTREF#{ref}", "SK": "GRANTREF"}
+
+
+def redemption(account_id: str, redemption_id: str, day: str) -> dict[str, str]:
+    """One redemption at a register; GSI1 lists the account's redemptions by JST day (reports)."""
+    return {
+        **redemption_key(account_id, redemption_id),
+        "GSI1PK": redemptions_index(account_id),
+        "GSI1SK": f"{day}#{redemption_id}",
+    }
+
+
+def redemption_key(account_id: str, redemption_id: str) -> dict[str, str]:
+    return {"PK": f"ACCOUNT#{account_id}#REDEMPTION#{redemption_id}", "SK": "REDEMPTION"}
+
+
+def redemptions_index(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}#REDEMPTIONS"
+
+
+def redemption_request(account_id: str, idempotency_key_hash: str) -> dict[str, str]:
+    """The POS's idempotency key (hashed) -> the result it got; written with the redemption."""
+    return {"PK": f"ACCOUNT#{account_id}#IDEM#{idempotency_key_hash}", "SK": "REDEMPTION"}

@@ -247,6 +247,66 @@ def usage_ledger():  # type: ignore[no-untyped-def]
     return DynamoUsageLedger(get_settings().table_name)
 
 
+@lru_cache(maxsize=1)
+def coupon_store():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.coupons import DynamoCouponStore
+
+    return DynamoCouponStore(get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def line_coupons():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.line_coupons import LineCouponApi
+
+    return LineCouponApi(get_settings().line_api_base_url)
+
+
+@lru_cache(maxsize=1)
+def coupon_code_keys():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.secrets import SecretsManagerFactorKeys
+
+    return SecretsManagerFactorKeys(
+        get_settings().secret_prefix, "coupon-code-key", "tsunagu: MAC key of rotating coupon redemption codes"
+    )
+
+
+@lru_cache(maxsize=1)
+def login_channels():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.secrets import SecretsManagerLoginChannels
+
+    s = get_settings()
+    return SecretsManagerLoginChannels(s.secret_prefix, s.secret_cache_seconds)
+
+
+@lru_cache(maxsize=1)
+def coupon_catalog():  # type: ignore[no-untyped-def]
+    from tsunagu.services.coupons import CouponCatalog
+
+    return CouponCatalog(coupon_store(), line_coupons(), channel_secrets())
+
+
+@lru_cache(maxsize=1)
+def coupon_grants():  # type: ignore[no-untyped-def]
+    from tsunagu.services.coupons import CouponGrants
+
+    return CouponGrants(coupon_store(), coupon_catalog(), link_store())
+
+
+@lru_cache(maxsize=1)
+def coupon_page():  # type: ignore[no-untyped-def]
+    from tsunagu.services.coupons import CouponPage
+
+    s = get_settings()
+    return CouponPage(coupon_grants(), login_channels(), coupon_code_keys(), line_coupons(), s.line_access_base_url)
+
+
+@lru_cache(maxsize=1)
+def redemptions():  # type: ignore[no-untyped-def]
+    from tsunagu.services.coupons import Redemptions
+
+    return Redemptions(coupon_store(), coupon_grants(), coupon_code_keys())
+
+
 def reset() -> None:
     """Forget every cached object (tests change settings between cases)."""
     for obj in list(globals().values()):

@@ -27,7 +27,14 @@ class SecretsManagerChannelSecrets:
         return f"{self.prefix}/accounts/{account_id}/channel"
 
     def put(self, account_id: str, channel_secret: str, access_token: str) -> None:
-        value = json.dumps({"channelSecret": channel_secret, "accessToken": access_token})
+        self._put(
+            account_id,
+            {"channelSecret": channel_secret, "accessToken": access_token},
+            "LINE channel secret and access token of one tsunagu account",
+        )
+
+    def _put(self, account_id: str, doc: dict[str, str], description: str) -> None:
+        value = json.dumps(doc)
         name = self._name(account_id)
         try:
             self.sm.put_secret_value(SecretId=name, SecretString=value)
@@ -37,7 +44,7 @@ class SecretsManagerChannelSecrets:
             self.sm.create_secret(
                 Name=name,
                 SecretString=value,
-                Description="LINE channel secret and access token of one tsunagu account",
+                Description=description,
                 Tags=[{"Key": "tsunagu:account", "Value": account_id}],
             )
         self._cache.pop(account_id, None)
@@ -67,6 +74,26 @@ class SecretsManagerChannelSecrets:
         return v["accessToken"] if v else None
 
 
+class SecretsManagerLoginChannels(SecretsManagerChannelSecrets):
+    """The LINE Login channel of an account's coupon page (R-CPN-6): its id and secret, which
+    signs the ID tokens of web login. Same storage and cache as the Messaging API channel."""
+
+    def _name(self, account_id: str) -> str:
+        return f"{self.prefix}/accounts/{account_id}/login-channel"
+
+    def put_login(self, account_id: str, channel_id: str, channel_secret: str) -> None:
+        self._put(
+            account_id,
+            {"channelId": channel_id, "channelSecret": channel_secret},
+            "LINE Login channel id and secret of one tsunagu account (coupon page)",
+        )
+
+    def login(self, account_id: str) -> tuple[str, str] | None:
+        """(channel id, channel secret), or None when no login channel is set."""
+        v = self._load(account_id)
+        return (v["channelId"], v["channelSecret"]) if v else None
+
+
 class OperatorKey:
     """The platform operator key: from Secrets Manager on AWS, from TSUNAGU_OPERATOR_KEY locally."""
 
@@ -81,12 +108,20 @@ class OperatorKey:
 
 
 class SecretsManagerFactorKeys:
-    """The per-account key for keyed hashes of verification factors (phone, birth date, ...).
+    """A per-account key, by default the one for keyed hashes of verification factors (phone,
+    birth date, ...); the coupon codes' MAC key is another instance with its own name.
     Created on first use; cached per warm container. Losing it makes every stored factor
     unverifiable, so it is never rotated silently."""
 
-    def __init__(self, prefix: str):
+    def __init__(
+        self,
+        prefix: str,
+        name: str = "factor-key",
+        description: str = "tsunagu: key for hashes of member verification factors",
+    ):
         self.prefix = prefix
+        self.secret_name = name
+        self.description = description
         self._cache: dict[str, bytes] = {}
 
     @property
@@ -96,7 +131,7 @@ class SecretsManagerFactorKeys:
     def key(self, account_id: str) -> bytes:
         if account_id in self._cache:
             return self._cache[account_id]
-        name = f"{self.prefix}/accounts/{account_id}/factor-key"
+        name = f"{self.prefix}/accounts/{account_id}/{self.secret_name}"
         try:
             value = self.sm.get_secret_value(SecretId=name)["SecretString"]
         except ClientError as e:
@@ -107,7 +142,7 @@ class SecretsManagerFactorKeys:
                 self.sm.create_secret(
                     Name=name,
                     SecretString=value,
-                    Description="tsunagu: key for hashes of member verification factors",
+                    Description=self.description,
                     Tags=[{"Key": "tsunagu:account", "Value": account_id}],
                 )
             except ClientError as e2:

@@ -73,6 +73,7 @@ def _check_forward_url(url: str) -> str:
 ForwardUrl = Annotated[str, AfterValidator(_check_forward_url)]
 NotificationCountry = Literal["JP", "TH", "TW", "ID"]
 NotificationRouting = Literal["push_to_friends", "always_notification"]
+LoginChannelId = Annotated[str, StringConstraints(pattern=r"^[0-9]{6,20}$")]
 
 
 def _default_countries() -> list[NotificationCountry]:
@@ -106,6 +107,11 @@ class AccountSettings(BaseModel):
         description="push_to_friends: a linked member who is a friend gets an ordinary push; "
         "always_notification: every number gets a LINE notification message",
     )
+    login_channel_id: LoginChannelId | None = Field(
+        default=None,
+        description="the LINE Login channel the coupon page logs members in with (R-CPN-6); its secret is "
+        "set with PUT /accounts/{accountId}/login-channel and kept in Secrets Manager",
+    )
 
 
 class AccountSettingsPatch(BaseModel):
@@ -125,6 +131,7 @@ class AccountSettingsPatch(BaseModel):
     forward_urls: list[ForwardUrl] | None = Field(default=None, max_length=5)
     notification_countries: list[NotificationCountry] | None = Field(default=None, max_length=4)
     notification_routing: NotificationRouting | None = None
+    login_channel_id: LoginChannelId | None = None
 
     def apply_to(self, current: AccountSettings) -> AccountSettings:
         changes = self.model_dump(exclude_unset=True)

@@ -708,3 +708,51 @@ def verify_id_token(
         if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
             raise IdTokenError("ID token nonce does not match", code=TOKEN_NONCE)
     return claims
+
+
+# ---------------------------------------------------------------------------------------------
+# Mirror to LINE's coupon API (line-platform.md 6.2)
+# ---------------------------------------------------------------------------------------------
+
+
+def line_coupon_body(definition: CouponDefinition, usage_condition: str | None = None) -> dict[str, Any]:
+    """The ``POST /v2/bot/coupon`` request for a definition, so it can be sent as a LINE coupon
+    message. LINE knows validity, use counts and lotteries but not baskets or markdowns: those
+    rules stay tsunagu's, and ``usageCondition`` (<= 100 characters) tells the member. LINE's
+    percentage is 1-99: a 100 % coupon is LINE's ``free`` reward."""
+    if definition.kind == "yen":
+        reward: dict[str, Any] = {"type": "discount", "priceInfo": {"type": "fixed", "fixedAmount": definition.amount}}
+    elif definition.amount < 100:
+        reward = {"type": "discount", "priceInfo": {"type": "percentage", "percentage": definition.amount}}
+    else:
+        reward = {"type": "free"}
+    if definition.lottery is None:
+        acquisition: dict[str, Any] = {"type": "normal"}
+    else:
+        acquisition = {
+            "type": "lottery",
+            "lotteryProbability": definition.lottery.probability_percent,
+            "maxAcquireCount": definition.lottery.max_winners or -1,
+        }
+    if usage_condition is None:
+        usage_condition = (
+            "1点のみ割引。値引きシール商品は対象外。" if definition.excludes_marked_down else "1点のみ割引。"
+        )
+        if definition.per_person_limit == 1:
+            usage_condition = "お一人様1回限り。" + usage_condition
+    return {
+        "title": definition.title[:60],
+        "acquisitionCondition": acquisition,
+        "maxUseCountPerTicket": 1 if definition.per_person_limit == 1 else -1,
+        "startTimestamp": int(definition.valid_from.timestamp()),
+        "endTimestamp": int(definition.valid_until.timestamp()),
+        "timezone": "ASIA_TOKYO",
+        "reward": reward,
+        "visibility": "UNLISTED",
+        "usageCondition": usage_condition[:100],
+    }
+
+
+def describe_discount(definition: CouponDefinition) -> str:
+    """What the member reads on the coupon page: 「30円引き」 / 「15%引き」 (one unit, R-CPN-4)."""
+    return f"{definition.amount}円引き" if definition.kind == "yen" else f"{definition.amount}%引き"
