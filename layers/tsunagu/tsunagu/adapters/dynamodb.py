@@ -3,6 +3,7 @@ conditional write becomes a domain error (or a False result) here, never in a ha
 
 from __future__ import annotations
 
+import random
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,16 @@ def _condition_failed(e: ClientError) -> bool:
     return e.response["Error"]["Code"] in ("ConditionalCheckFailedException", "TransactionCanceledException")
 
 
+def only_conflicts(e: ClientError) -> bool:
+    """A cancelled transaction that no condition refused: another transaction was in the way."""
+    reasons = [r.get("Code") for r in e.response.get("CancellationReasons") or []]
+    return (
+        e.response["Error"]["Code"] == "TransactionCanceledException"
+        and "ConditionalCheckFailed" not in reasons
+        and "TransactionConflict" in reasons
+    )
+
+
 class _Repository:
     table: str
 
@@ -43,16 +54,24 @@ class _Repository:
     def db(self) -> Any:
         return client("dynamodb")
 
-    def _transact_once(self, items: list[dict[str, Any]]) -> bool:
+    def _transact_once(self, items: list[dict[str, Any]], conflict_retries: int = 8) -> bool:
         """Run a transaction whose conditions make it happen at most once; False when a
-        condition failed (already done, or changed meanwhile)."""
-        try:
-            self.db.transact_write_items(TransactItems=items)
-        except ClientError as e:
-            if _condition_failed(e):
-                return False
-            raise
-        return True
+        condition failed (already done, or changed meanwhile). A ``TransactionConflict`` (another
+        transaction held one of the items - common on a busy counter) wrote nothing: it is
+        retried with a short jittered backoff, never mistaken for "already done"."""
+        for attempt in range(conflict_retries + 1):
+            try:
+                self.db.transact_write_items(TransactItems=items)
+                return True
+            except ClientError as e:
+                if not _condition_failed(e):
+                    raise
+                if not only_conflicts(e) or attempt == conflict_retries:
+                    if only_conflicts(e):
+                        raise
+                    return False
+            time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter, not crypto
+        return False
 
     def _put_if(self, item: dict[str, Any], condition: str, values: dict[str, Any] | None = None) -> bool:
         """A conditional put; False when the condition failed."""

@@ -1,5 +1,7 @@
 """Free replies (R-MSG-2): the greeting on follow, keyword and catch-all auto-responses.
-Every reply sent is archived as the outbound side of the 1:1 chat (R-HIST-1)."""
+Every reply sent is archived as the outbound side of the 1:1 chat (R-HIST-1) and recorded once
+in the usage ledger (kind greeting / auto_response / reply, not billable), keyed by its reply
+token - a redelivered event cannot count twice."""
 
 from __future__ import annotations
 
@@ -20,6 +22,11 @@ class ReplyService:
     secrets: ChannelSecrets
     line: LineMessaging
     archive: ChatArchive | None = None
+    ledger: Any = None  # DynamoUsageLedger
+
+    def _meter(self, account_id: str, reply_token: str, kind: str) -> None:
+        if self.ledger is not None:
+            self.ledger.record(account_id, f"reply-{reply_token}", kind, 1, int(time.time() * 1000))
 
     def handle(
         self, account_id: str, event: dict[str, Any], received_at_ms: int, account: AccountProfile | None = None
@@ -42,6 +49,7 @@ class ReplyService:
         except BadRequest:
             # 4xx (e.g. "Invalid reply token") is final: retrying cannot make the token valid.
             return "refused"
+        self._meter(account_id, event["replyToken"], reply.origin)
         user_id = (event.get("source") or {}).get("userId")
         if self.archive is not None and user_id and (event.get("source") or {}).get("type") == "user":
             for i, mid in enumerate(sent_ids or [f"reply-{event.get('webhookEventId')}"]):
@@ -61,4 +69,5 @@ class ReplyService:
             self.line.reply(token, event["replyToken"], [text])
         except BadRequest:
             return False
+        self._meter(account_id, event["replyToken"], "reply")
         return True
