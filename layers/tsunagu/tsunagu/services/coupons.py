@@ -499,6 +499,12 @@ class Redemptions:
         refusal = c.precheck(
             defn, now, is_member=member, used_by_person=int(g.get("uses", 0)), used_in_total=used_total
         )
+        if refusal in (c.ALREADY_USED, c.CAP_REACHED):
+            # The original request with this key may have just won: a retry racing it gets its
+            # answer, not a refusal caused by its own first attempt.
+            prior = self.store.redemption_request(account_id, key_hash)
+            if prior is not None:
+                return self._replay(account_id, prior, req)
         if refusal is not None:
             raise c.refuse(refusal)
         decision = c.evaluate(defn, req.lines, now, other_coupons=req.other_coupons)
