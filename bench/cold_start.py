@@ -64,6 +64,8 @@ CLIENTS = {
     "event_store": ["dynamodb"],
     "notification_sender": ["dynamodb", "secretsmanager"],
     "notification_sweep": ["dynamodb"],
+    "coupon_redemption": ["dynamodb", "secretsmanager"],
+    "coupon_page": ["dynamodb", "secretsmanager"],
 }
 
 
@@ -142,6 +144,8 @@ def main() -> None:
         "account_link_worker": "AccountLinkWorkerFunction",
         "event_store": "EventStoreFunction",
         "webhook_forwarder": "WebhookForwarderFunction",
+        "coupon_redemption": "CouponRedemptionFunction",
+        "coupon_page": "CouponPageFunction",
     }
     base_pyc, base_src = Cell("boto3", True), Cell("boto3", False)
     cells: dict[tuple[str, str], Cell] = {("boto3", "pyc"): base_pyc, ("boto3", "src"): base_src}

@@ -144,6 +144,7 @@ def run(stack: LocalStack) -> None:
     r = request("GET", f"{api}/accounts/{aid}/friends", headers=auth)
     show("friend counts", r.json["counts"])
     notify_batch(stack, aid, auth)
+    coupons(stack, aid, auth)
     print("\nDone. `make serve` keeps the stack running for your own requests.")
 
 
@@ -208,6 +209,92 @@ def notify_batch(stack: LocalStack, aid: str, auth: dict[str, str]) -> None:
     r = request("GET", f"{api}/accounts/{aid}/notifications/{batch_id}/undelivered", headers=auth)
     show("undelivered CSV (for an SMS fallback)", r.body.decode("utf-8").lstrip("\ufeff").rstrip())
     print("    (A-1003 waits for its delivery event; the hourly sweep marks it undelivered after 24 hours)")
+
+
+def _get_cookies(url: str, cookie: str = "") -> tuple[str, dict[str, str]]:
+    """GET without following the redirect: (Location, every Set-Cookie as name -> value)."""
+    import urllib.error
+    import urllib.request
+
+    from tsunagu_local.client import _opener
+
+    req = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
+    try:
+        r: Any = _opener.open(req, timeout=10)
+    except urllib.error.HTTPError as e:  # the 303 / 302 arrive here (redirects are not followed)
+        r = e
+    found = [c.split(";", 1)[0].split("=", 1) for c in r.headers.get_all("set-cookie") or [] if "=" in c]
+    return r.headers.get("location", ""), dict(found)
+
+
+def coupons(stack: LocalStack, aid: str, auth: dict[str, str]) -> None:
+    """Issue 6: a members-only coupon, granted to the linked members, opened through LINE Login,
+    redeemed at a register with one unit discounted, and a second use refused."""
+    api, sb = stack.api_url, stack.sandbox_url
+    step(17, "The co-op sets its LINE Login channel and creates 「牛乳30円引き」, members only, one per person")
+    login = request("POST", f"{sb}/_sandbox/login-channels", {"userId": USER}).json
+    body = {"channel_id": login["channelId"], "channel_secret": login["channelSecret"]}
+    show(
+        "PUT /accounts/{id}/login-channel",
+        request("PUT", f"{api}/accounts/{aid}/login-channel", body, headers=auth).json,
+    )
+    coupon = {
+        "title": "牛乳30円引き(組合員限定)",
+        "kind": "yen",
+        "amount": 30,
+        "valid_days": {"first": "2020-01-01", "last": "2099-12-31"},
+        "eligible_items": ["4901234567890", "4901234567891"],
+        "members_only": True,
+        "voidable": True,
+        "void_within_minutes": 30,
+    }
+    r = request("POST", f"{api}/accounts/{aid}/coupons", coupon, headers=auth)
+    cid = r.json["coupon_id"]
+    show("POST /accounts/{id}/coupons", f"{r.status} coupon_id={cid}")
+
+    step(18, "Granted to the linked-member segment (R-LINK-7, R-CPN-7)")
+    r = request("POST", f"{api}/accounts/{aid}/coupons/{cid}/grants", {"segment": "linked_members"}, headers=auth)
+    show("POST …/grants", r.json["summary"])
+
+    step(19, "The member opens the coupon page from LINE: LINE Login (the sandbox), then the rotating code")
+    to_login, state_cookie = _get_cookies(f"{api}/coupon/{aid}?c={cid}")
+    show("GET /coupon/{id}", f"303 → {to_login.split('?')[0]}")
+    back = request("GET", to_login).headers["location"]  # LINE Login (single sign-on in the LINE app)
+    page, cookies = _get_cookies(back, "; ".join(f"{k}={v}" for k, v in state_cookie.items()))
+    session = cookies["tsunagu_coupon"]
+    show("callback", f"303 → {page} (ID token checked; kept only in an HttpOnly cookie)")
+    code = request("GET", f"{api}/coupon/{aid}/code?c={cid}", headers={"Cookie": f"tsunagu_coupon={session}"}).json
+    show("code on the page", f"{code['display']} (QR: {code['qr_payload'][:6]}…, rotates in {code['rotates_in']} s)")
+
+    step(20, "At the register: two cartons of milk, a yogurt and a marked-down carton; one unit is discounted")
+    basket = {
+        "store_id": "S001",
+        "register_id": "R01",
+        "code": code["code"],
+        "idempotency_key": "pos-S001-R01-000042",
+        "lines": [
+            {"item_code": "4901234567890", "quantity": 2, "unit_price": 198},
+            {"item_code": "4909999999999", "quantity": 1, "unit_price": 128},
+            {"item_code": "4901234567891", "quantity": 1, "unit_price": 150, "marked_down": True},
+        ],
+    }
+    r = request("POST", f"{api}/accounts/{aid}/redemptions", basket, headers=auth)
+    show("POST /accounts/{id}/redemptions", f"{r.status} {r.json['discount']}")
+    r = request("POST", f"{api}/accounts/{aid}/redemptions", basket, headers=auth)
+    show("the POS retries (same idempotency key)", f"{r.status} same redemption, replayed={r.json['replayed']}")
+
+    step(21, "The same code at another register: refused, one use per person (R-CPN-5)")
+    r = request(
+        "POST",
+        f"{api}/accounts/{aid}/redemptions",
+        {**basket, "store_id": "S002", "register_id": "R07", "idempotency_key": "pos-S002-R07-000001"},
+        headers=auth,
+    )
+    show("POST /accounts/{id}/redemptions", f"{r.status} {r.json['error']['code']}: {r.json['error']['message']}")
+
+    step(22, "The day's report per coupon and store (CSV)")
+    r = request("GET", f"{api}/accounts/{aid}/redemptions/report?format=csv", headers=auth)
+    show("GET …/redemptions/report?format=csv", r.body.decode("utf-8").lstrip("\ufeff").rstrip())
 
 
 def link_member(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, Any]) -> None:
