@@ -19,6 +19,7 @@ from tsunagu.domain.accounts import (
 )
 from tsunagu.http import build_resolver, openapi_document
 from tsunagu.observability import logger, metrics, tracer
+from tsunagu.routes import billing as billing_routes
 from tsunagu.routes import coupons as coupon_routes
 from tsunagu.routes import notifications as notification_routes
 
@@ -45,6 +46,7 @@ class StaffUnlink(BaseModel):
 app = build_resolver()
 app.include_router(notification_routes.router)
 app.include_router(coupon_routes.router)
+app.include_router(billing_routes.router)
 AccountId = Annotated[str, Path(max_length=64)]
 UserId = Annotated[str, Path(pattern=r"^U[0-9a-f]{32}$")]
 
@@ -70,7 +72,12 @@ def get_account(account_id: AccountId) -> AccountView:
 
 @app.patch("/accounts/<account_id>")  # type: ignore[untyped-decorator]
 def patch_account(account_id: AccountId, patch: Annotated[AccountSettingsPatch, Body()]) -> AccountView:
-    return AccountView.of(accounts.update(_auth(account_id), patch))
+    """``plan`` here is the plan last asked for: the change goes through the plan history
+    (R-PLAN-3: upgrades at once, downgrades on the 1st); ``GET …/plan`` shows what is in force."""
+    account = _auth(account_id)
+    if patch.plan is not None and patch.plan != account.settings.plan:
+        wiring.billing_service().change_plan(account_id, str(patch.plan))
+    return AccountView.of(accounts.update(account, patch))
 
 
 @app.put("/accounts/<account_id>/channel")  # type: ignore[untyped-decorator]

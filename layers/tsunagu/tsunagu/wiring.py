@@ -96,7 +96,7 @@ def chat_archive():  # type: ignore[no-untyped-def]
 def reply_service():  # type: ignore[no-untyped-def]
     from tsunagu.services.replies import ReplyService
 
-    return ReplyService(account_store(), channel_secrets(), line_client(), chat_archive())
+    return ReplyService(account_store(), channel_secrets(), line_client(), chat_archive(), usage_ledger())
 
 
 @lru_cache(maxsize=1)
@@ -305,6 +305,23 @@ def redemptions():  # type: ignore[no-untyped-def]
     from tsunagu.services.coupons import Redemptions
 
     return Redemptions(coupon_store(), coupon_grants(), coupon_code_keys())
+
+
+@lru_cache(maxsize=1)
+def billing_service():  # type: ignore[no-untyped-def]
+    from tsunagu.adapters.billing import DynamoBillingStore
+    from tsunagu.services.billing import BillingService
+
+    s = get_settings()
+    return BillingService(
+        DynamoBillingStore(s.table_name),
+        usage_ledger(),
+        account_store(),
+        friend_store(),
+        channel_secrets(),
+        line_client(),
+        member_register(),
+    )
 
 
 def reset() -> None:

@@ -1,0 +1,31 @@
+"""Scheduled billing jobs (EventBridge Scheduler, JST), one per schedule's ``job`` input:
+``daily`` - usage rollup and the LINE quota check; ``close`` - the monthly invoice close on the
+1st (the previous month); ``points`` - R-PTS-1 points on the 10th. Each is safe to re-run."""
+
+from datetime import timedelta
+from typing import Any
+
+from tsunagu import wiring
+from tsunagu.observability import logger, metrics, tracer
+
+tracing = tracer()
+billing = wiring.billing_service()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracing.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    job = (event or {}).get("job", "daily")
+    if job == "daily":
+        result: dict[str, Any] = {"rollup": billing.daily_rollup(), "quota_check": billing.quota_check()}
+    elif job == "close":
+        month = event.get("month") or (billing.today().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        result = {"month": month, "accounts": billing.close_month(month)}
+        metrics.add_metric(name="InvoicesClosed", unit="Count", value=list(result["accounts"].values()).count("closed"))
+    elif job == "points":
+        result = {"granted": billing.grant_points(event.get("month"))}
+    else:
+        raise ValueError(f"unknown billing job {job!r}")
+    logger.info("billing job done", extra={"job": job})
+    return {"job": job, **result}

@@ -1,0 +1,109 @@
+"""The billing routes over API Gateway v2 events (moto): sends, usage, forecast, plans, options,
+budgets, calls, invoices (JSON and CSV), points, and the business-day calendar (R-BIZ-1) -
+including the bad inputs (4xx with stable codes, nothing written)."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.integration.conftest import OPERATOR_KEY, scan_all
+from tsunagu import wiring
+
+
+def account(api, plan="light"):
+    _, out = api.call("POST", "/accounts", {"name": "shop", "plan": plan}, {"Authorization": f"Bearer {OPERATOR_KEY}"})
+    aid, auth = out["account_id"], {"Authorization": f"Bearer {out['api_key']}"}
+    return aid, auth
+
+
+def test_send_needs_a_channel_and_valid_input(api, stack):
+    aid, auth = account(api)
+    body = {"kind": "push", "body": {"to": "U" + "a" * 32, "messages": [{"type": "text", "text": "x"}]}}
+    status, out = api.call("POST", f"/accounts/{aid}/messages", {**body, "retry_key": str(uuid.uuid4())}, auth)
+    assert (status, out["error"]["code"]) == (409, "channel_not_configured")
+    before = len(scan_all(stack))
+    cases = [
+        ({**body, "retry_key": "not-a-uuid"}, 422, "validation_failed"),
+        ({**body, "kind": "carrier-pigeon", "retry_key": str(uuid.uuid4())}, 422, "validation_failed"),
+        (
+            {"kind": "multicast", "body": {"to": [], "messages": []}, "retry_key": str(uuid.uuid4())},
+            422,
+            "message_count",
+        ),
+    ]
+    for req, want, code in cases:
+        status, out = api.call("POST", f"/accounts/{aid}/messages", req, auth)
+        assert status == want, out
+        if code:
+            assert out["error"]["code"] == code
+    assert len(scan_all(stack)) == before
+
+
+def test_usage_forecast_plan_budget_options_and_calls(api):
+    aid, auth = account(api, "communication")
+    status, usage = api.call("GET", f"/accounts/{aid}/usage", headers=auth)
+    assert status == 200 and usage["plan"] == "communication" and usage["free_messages"] == 200
+    status, fc = api.call("POST", f"/accounts/{aid}/forecast", {"messages": 250}, auth)
+    assert (status, fc["sendable"], fc["blocked"]) == (200, 200, 50)
+    status, plan = api.call("POST", f"/accounts/{aid}/plan", {"plan": "standard"}, auth)
+    assert (status, plan["plan"]) == (200, "standard")
+    status, fc = api.call("POST", f"/accounts/{aid}/forecast", {"messages": 30_100}, auth)
+    assert (fc["additional"], fc["additional_cost_yen"]) == (100, "300")
+    status, out = api.call("PUT", f"/accounts/{aid}/budget", {"monthly_messages": 30_050}, auth)
+    assert status == 200
+    assert api.call("GET", f"/accounts/{aid}/usage", headers=auth)[1]["cap"] == 30_050
+    status, out = api.call("POST", f"/accounts/{aid}/options", {"option": "chat_plus", "start": "2026-11-02"}, auth)
+    assert (status, out["first_use"]) == (201, True)
+    status, out = api.call(
+        "POST", f"/accounts/{aid}/options", {"option": "chat_plus", "start": "2026-11-01", "yearly": True}, auth
+    )
+    assert (status, out["error"]["code"]) == (422, "invalid_option")
+    for _ in range(2):
+        status, out = api.call("POST", f"/accounts/{aid}/calls", {"call_id": "c-1", "minutes": 7}, auth)
+    assert out["status"] == "duplicate"
+    assert api.call("GET", f"/accounts/{aid}/usage", headers=auth)[1]["by_kind"] == {"call_minutes": 7}
+    for bad in ({"messages": -1}, {"messages": 10, "day": "2026-13-01"}, {"n": 1}):
+        status, out = api.call("POST", f"/accounts/{aid}/forecast", bad, auth)
+        assert (status, out["error"]["code"]) == (422, "validation_failed")
+    status, out = api.call("GET", f"/accounts/{aid}/usage?month=2026-99", headers=auth)
+    assert status == 422
+
+
+def test_invoice_json_csv_and_not_found(api):
+    aid, auth = account(api, "standard")
+    status, out = api.call("GET", f"/accounts/{aid}/invoices/2026-10", headers=auth)
+    assert (status, out["error"]["code"]) == (404, "invoice_not_found")
+    svc = wiring.billing_service()
+    month = svc.today().strftime("%Y-%m")
+    assert svc.close_month(month, [aid]) == {aid: "closed"}
+    status, inv = api.call("GET", f"/accounts/{aid}/invoices/{month}", headers=auth)
+    assert status == 200 and inv["totals"] == {"subtotal": "15000", "tax": "1500", "total": "16500"}
+    status, text = api.call("GET", f"/accounts/{aid}/invoices/{month}?format=csv", headers=auth)
+    assert status == 200 and text.splitlines()[-1].endswith(",total,,,,16500")
+    status, out = api.call("GET", f"/accounts/{aid}/invoices/2026-13", headers=auth)
+    assert status == 422
+    _, other_auth = account(api)
+    status, out = api.call("GET", f"/accounts/{aid}/invoices/{month}", headers=other_auth)
+    assert status == 404
+
+
+def test_calendar_earliest_start_r_biz_1(api):
+    q = "product=notification&submitted_at=2026-11-20T16:59:00%2B09:00&calendar=weekends"
+    status, out = api.call("GET", f"/calendar/earliest-start?{q}")
+    assert status == 200, out
+    late = api.call("GET", "/calendar/earliest-start?product=notification&submitted_at=2026-11-20T17:30:00%2B09:00")[1]
+    assert out["earliest_start"] < late["earliest_start"]  # after 17:00 counts from the next business day
+    status, out = api.call("GET", "/calendar/earliest-start?product=notification&submitted_at=2026-11-20T16:59:00")
+    assert (status, out["error"]["code"]) == (422, "naive_datetime")
+    status, out = api.call("GET", "/calendar/earliest-start?product=fax&submitted_at=2026-11-20T16:59:00%2B09:00")
+    assert status == 422
+
+
+def test_patching_the_plan_goes_through_the_plan_history(api):
+    """R-PLAN-3 holds whichever route the business uses."""
+    aid, auth = account(api, "standard")
+    status, out = api.call("PATCH", f"/accounts/{aid}", {"plan": "light"}, auth)
+    assert (status, out["settings"]["plan"]) == (200, "light")
+    status, plan = api.call("GET", f"/accounts/{aid}/plan", headers=auth)
+    assert plan["plan"] == "standard"  # a downgrade waits for the 1st
+    assert [p["plan"] for p in plan["pending"]] == ["light"]
