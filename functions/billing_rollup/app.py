@@ -6,17 +6,14 @@ from datetime import timedelta
 from typing import Any
 
 from tsunagu import wiring
-from tsunagu.observability import logger, metrics, tracer
+from tsunagu.observability import logger, metrics
+from tsunagu.workers import scheduled_handler
 
-tracing = tracer()
 billing = wiring.billing_service()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracing.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    job = (event or {}).get("job", "daily")
+def run(event: dict[str, Any]) -> dict[str, Any]:
+    job = event.get("job", "daily")
     if job == "daily":
         result: dict[str, Any] = {"rollup": billing.daily_rollup(), "quota_check": billing.quota_check()}
     elif job == "close":
@@ -29,3 +26,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise ValueError(f"unknown billing job {job!r}")
     logger.info("billing job done", extra={"job": job})
     return {"job": job, **result}
+
+
+lambda_handler = scheduled_handler(run)

@@ -3,16 +3,16 @@
 from typing import Any
 
 from tsunagu import wiring
-from tsunagu.observability import logger, metrics, tracer
+from tsunagu.observability import metrics
+from tsunagu.workers import scheduled_handler
 
-tracing = tracer()
 stats = wiring.friend_stats_service()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracing.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def snapshot(event: dict[str, Any]) -> dict[str, Any]:
     result = stats.snapshot()
     metrics.add_metric(name="FriendStatsAccounts", unit="Count", value=result["accounts"])
     return result
+
+
+lambda_handler = scheduled_handler(snapshot)

@@ -1,4 +1,4 @@
-"""The one way an SQS worker is wired: Powertools batch processing with partial batch
+"""The one way an SQS worker (and a scheduled job) is wired: Powertools batch processing with partial batch
 responses, inside the logger / metrics / (opt-in) tracer decorators in a fixed order."""
 
 from __future__ import annotations
@@ -36,5 +36,18 @@ def sqs_handler(record_handler: Callable[[SQSRecord], str], on_invoke: Callable[
             process_partial_response(event=event, record_handler=counted, processor=processor, context=context)
         )
         return result
+
+    return lambda_handler  # type: ignore[no-any-return]
+
+
+def scheduled_handler(job: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
+    """A Lambda handler for an EventBridge schedule: ``job(event)`` inside the same decorators."""
+    tracing = tracer()
+
+    @logger.inject_lambda_context(clear_state=True)
+    @metrics.log_metrics
+    @tracing.capture_lambda_handler  # type: ignore[untyped-decorator]
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return job(event or {})
 
     return lambda_handler  # type: ignore[no-any-return]

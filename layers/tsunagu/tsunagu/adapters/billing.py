@@ -37,10 +37,6 @@ class DynamoBillingStore(_Repository):
         self.table = table
         self.shards = shards
 
-    def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
-        r = self.db.get_item(TableName=self.table, Key=to_item(key), ConsistentRead=True)
-        return from_item(r["Item"]) if "Item" in r else None
-
     def _prefix(self, pk: str, prefix: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {

@@ -18,10 +18,6 @@ class DynamoCouponStore(_Repository):
     def __init__(self, table: str):
         self.table = table
 
-    def _get(self, key: dict[str, str], consistent: bool = True) -> dict[str, Any] | None:
-        r = self.db.get_item(TableName=self.table, Key=to_item(key), ConsistentRead=consistent)
-        return from_item(r["Item"]) if "Item" in r else None
-
     # -- account reads without pydantic (the lean redemption and page functions) -------------
     def account_auth(self, account_id: str) -> tuple[str, dict[str, Any]] | None:
         """(API key hash, stored settings map) of an account, or None."""

@@ -73,6 +73,10 @@ class _Repository:
             time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter, not crypto
         return False
 
+    def _get(self, key: dict[str, str], consistent: bool = True) -> dict[str, Any] | None:
+        r = self.db.get_item(TableName=self.table, Key=to_item(key), ConsistentRead=consistent)
+        return from_item(r["Item"]) if "Item" in r else None
+
     def _put_if(self, item: dict[str, Any], condition: str, values: dict[str, Any] | None = None) -> bool:
         """A conditional put; False when the condition failed."""
         kwargs: dict[str, Any] = {"ConditionExpression": condition}

@@ -188,10 +188,6 @@ class DynamoLinkStore(_Repository):
     def _put_new(self, item: dict[str, Any]) -> None:
         self.db.put_item(TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(PK)")
 
-    def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
-        r = self.db.get_item(TableName=self.table, Key=to_item(key), ConsistentRead=True)
-        return from_item(r["Item"]) if "Item" in r else None
-
     def put_session(
         self, account_id: str, session_id: str, user_id: str, link_token: str, csrf: str, expires_at: int
     ) -> None:

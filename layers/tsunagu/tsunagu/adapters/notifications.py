@@ -40,10 +40,6 @@ class DynamoNotificationStore(_Repository):
         self.table = table
         self.shards = shards
 
-    def _get(self, key: dict[str, str], consistent: bool = True) -> dict[str, Any] | None:
-        r = self.db.get_item(TableName=self.table, Key=to_item(key), ConsistentRead=consistent)
-        return from_item(r["Item"]) if "Item" in r else None
-
     # ------------------------------------------------------------------ templates
     def put_template(self, account_id: str, tpl: dict[str, Any], expected_version: int | None = None) -> bool:
         """Create (``expected_version`` None) or replace a template; False on a lost race."""
