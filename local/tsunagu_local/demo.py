@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 from tsunagu.domain.phone import line_hash
@@ -145,6 +146,7 @@ def run(stack: LocalStack) -> None:
     show("friend counts", r.json["counts"])
     notify_batch(stack, aid, auth)
     coupons(stack, aid, auth)
+    billing(stack, aid, auth)
     print("\nDone. `make serve` keeps the stack running for your own requests.")
 
 
@@ -295,6 +297,48 @@ def coupons(stack: LocalStack, aid: str, auth: dict[str, str]) -> None:
     step(22, "The day's report per coupon and store (CSV)")
     r = request("GET", f"{api}/accounts/{aid}/redemptions/report?format=csv", headers=auth)
     show("GET …/redemptions/report?format=csv", r.body.decode("utf-8").lstrip("\ufeff").rstrip())
+
+
+def billing(stack: LocalStack, aid: str, auth: dict[str, str]) -> None:
+    api = stack.api_url
+    step(23, "A multicast through tsunagu: quota reserved first, then LINE with the retry key (R-MSG-2)")
+    key = str(uuid.uuid4())
+    body = {
+        "kind": "multicast",
+        "retry_key": key,
+        "body": {
+            "to": [USER, "U" + "b" * 32, "U" + "c" * 32],
+            "messages": [{"type": "text", "text": "週末セールのお知らせ"}],
+        },
+    }
+    show("POST /accounts/{id}/messages", request("POST", f"{api}/accounts/{aid}/messages", body, headers=auth).json)
+    again = request("POST", f"{api}/accounts/{aid}/messages", body, headers=auth).json
+    show("the same retry key again (a client retry)", again["status"])
+
+    step(24, "Live usage this month: every message tsunagu sent, by kind (not yesterday's figure)")
+    u = request("GET", f"{api}/accounts/{aid}/usage", headers=auth).json
+    keep = ("plan", "by_kind", "billable_messages", "free_messages", "remaining_free", "cap", "cost_so_far")
+    show("GET /accounts/{id}/usage", {k: u[k] for k in keep})
+
+    step(25, "Forecast of a 6,000-recipient broadcast: Light stops at its free messages; after an upgrade it costs")
+    f = request("POST", f"{api}/accounts/{aid}/forecast", {"messages": 6000}, headers=auth).json
+    show("on Light", {k: f[k] for k in ("plan", "sendable", "blocked", "additional_cost_yen")})
+    plan = request("POST", f"{api}/accounts/{aid}/plan", {"plan": "standard"}, headers=auth).json
+    show("POST /accounts/{id}/plan (an upgrade applies today, R-PLAN-3)", plan["plan"])
+    f = request("POST", f"{api}/accounts/{aid}/forecast", {"messages": 30_000}, headers=auth).json
+    show("30,000 more on Standard", {k: f[k] for k in ("plan", "free", "additional", "additional_cost_yen")})
+
+    step(26, "The monthly close (the schedule of the 1st, triggered by name for this month): the invoice")
+    month = u["month"]
+    r = request("POST", f"{api}/_local/invoke/BillingRollupFunction", {"job": "close", "month": month})
+    show("close", r.json)
+    r = request("POST", f"{api}/_local/invoke/BillingRollupFunction", {"job": "close", "month": month})
+    show("closed again (nothing changes)", r.json)
+    r = request("GET", f"{api}/accounts/{aid}/invoices/{month}?format=csv", headers=auth)
+    show(f"GET /accounts/{{id}}/invoices/{month}?format=csv", r.body.decode("utf-8").lstrip("\ufeff").rstrip())
+    q = "product=notification&submitted_at=2026-11-20T18:00:00%2B09:00&calendar=jp_holidays"
+    r = request("GET", f"{api}/calendar/earliest-start?{q}")
+    show("earliest start of notification messages applied Fri 18:00 JST (R-BIZ-1)", r.json["earliest_start"])
 
 
 def link_member(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, Any]) -> None:
