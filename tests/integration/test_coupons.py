@@ -546,3 +546,20 @@ def test_coupon_page_shows_the_code_and_its_rules(api, stack):
     # No ID token and no code at rest.
     dump = json.dumps(scan_all(stack))
     assert "eyJ" not in dump and LOGIN_SECRET not in dump
+
+
+def test_a_new_friend_gets_the_coupons_marked_grant_on_follow_once(api):
+    """Issue 6, grants on follow: the friendship worker grants them; a redelivered follow does not
+    grant twice; a members-only coupon is not granted to a new (unlinked) friend."""
+    aid, auth = account(api)
+    on_follow = coupon(api, aid, auth, grant_on_follow=True)
+    members_only = coupon(api, aid, auth, grant_on_follow=True, members_only=True)
+    user = new_user()
+    event = {"type": "follow", "webhookEventId": "01FOLLOW", "timestamp": 1, "source": {"type": "user", "userId": user}}
+    friendship = wiring.friendship_service()
+    friendship.replies = None
+    assert friendship.handle(aid, event) == "applied"
+    assert friendship.handle(aid, event) in ("duplicate", "stale")  # LINE redelivers: no second grant
+    store = wiring.coupon_store()
+    assert store.grant(aid, on_follow, user) is not None
+    assert store.grant(aid, members_only, user) is None

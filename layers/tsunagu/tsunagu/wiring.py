@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from tsunagu.config import get_settings
 
@@ -75,7 +76,10 @@ def webhook_intake():  # type: ignore[no-untyped-def]
 def friendship_service():  # type: ignore[no-untyped-def]
     from tsunagu.services.friendship import FriendshipService
 
-    return FriendshipService(friend_store(), reply_service())
+    def grant_on_follow(account_id: str, user_id: str) -> Any:
+        return coupon_grants().on_follow(account_id, user_id)  # built on the first follow only
+
+    return FriendshipService(friend_store(), reply_service(), grant_on_follow)
 
 
 @lru_cache(maxsize=1)

@@ -3,6 +3,7 @@ webhookEventId, newest event wins (see tsunagu.domain.friendship)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,9 @@ MAX_OPTIMISTIC_RETRIES = 5
 class FriendshipService:
     store: FriendStore
     replies: ReplyService | None = None
+    # Coupons marked grant-on-follow (issue 6); grants are once per person, so a redelivered
+    # follow may call it again safely - and must, if the first attempt failed after the state.
+    on_follow: Callable[[str, str], Any] | None = None
 
     def handle(self, account_id: str, event: dict[str, Any], received_at_ms: int = 0) -> str:
         """Apply one follow/unfollow event; returns what happened (for logs and metrics).
@@ -27,6 +31,9 @@ class FriendshipService:
         outcome = self._apply(account_id, event)
         if outcome == "applied" and event.get("type") == "follow" and self.replies is not None:
             self.replies.handle(account_id, event, received_at_ms)
+        if event.get("type") == "follow" and self.on_follow is not None and outcome != "ignored":
+            if outcome == "applied" or self.store.event_applied(account_id, event["webhookEventId"]):
+                self.on_follow(account_id, event["source"]["userId"])
         return outcome
 
     def _apply(self, account_id: str, event: dict[str, Any]) -> str:
