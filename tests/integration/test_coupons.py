@@ -563,3 +563,23 @@ def test_a_new_friend_gets_the_coupons_marked_grant_on_follow_once(api):
     store = wiring.coupon_store()
     assert store.grant(aid, on_follow, user) is not None
     assert store.grant(aid, members_only, user) is None
+
+
+def test_a_grant_by_message_tells_the_new_holders_through_a_metered_multicast(api, stack):
+    """Issue 6, grants by message: the newly granted get the text and the page link; it is a
+    billable multicast in the usage ledger; asking again grants and sends nothing new."""
+    aid, auth = account(api)
+    api.call("PUT", f"/accounts/{aid}/channel", {"channel_secret": "0" * 32, "access_token": "token-" + "x" * 30}, auth)
+    cid = coupon(api, aid, auth)
+    users = [new_user(), new_user()]
+    sent: list[dict] = []
+    svc = wiring.billing_service()
+    svc.line = type("L", (), {"send": lambda self, token, kind, body, key: sent.append(body) or "sent"})()
+    req = {"user_ids": users, "message": "牛乳30円引きクーポンをお届けします"}
+    status, out = api.call("POST", f"/accounts/{aid}/coupons/{cid}/grants", req, auth)
+    assert status == 200, out
+    assert out["message"] == {"sent_to": 2, "errors": []}
+    assert sorted(sent[0]["to"]) == sorted(users) and f"/coupon/{aid}?c={cid}" in sent[0]["messages"][0]["text"]
+    status, out = api.call("POST", f"/accounts/{aid}/coupons/{cid}/grants", req, auth)
+    assert out["message"] == {"sent_to": 0, "errors": []} and len(sent) == 1
+    assert svc.usage(aid)["by_kind"] == {"multicast_messages": 2}

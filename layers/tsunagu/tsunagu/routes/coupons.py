@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from tsunagu import wiring
+from tsunagu.config import get_settings
 from tsunagu.domain.coupons import jst_days
 from tsunagu.observability import logger, metrics
 
@@ -119,6 +120,11 @@ class GrantIn(BaseModel):
 
     user_ids: list[UserId] | None = Field(default=None, min_length=1, max_length=500)
     segment: Literal["linked_members"] | None = None
+    message: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)] | None = Field(
+        default=None,
+        description="if given, the newly granted (not lottery losers) get this text and the coupon page link "
+        "by a multicast through tsunagu - metered and quota-checked like any send",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> GrantIn:
@@ -191,7 +197,33 @@ def grant_coupon(account_id: AccountId, coupon_id: CouponId, body: Annotated[Gra
     else:
         result = grants.grant_users(account_id, coupon_id, list(body.user_ids or []))
     metrics.add_metric(name="CouponGrants", unit="Count", value=len(result["grants"]))
+    if body.message:
+        domain = (router.current_event.raw_event.get("requestContext") or {}).get("domainName", "")
+        base = get_settings().public_base_url or f"https://{domain}"
+        url = f"{base}/coupon/{account_id}?c={coupon_id}"
+        result["message"] = announce(account_id, coupon_id, result["grants"], f"{body.message}\n{url}")
     return result
+
+
+def announce(account_id: str, coupon_id: str, grants: list[dict[str, Any]], text: str) -> dict[str, Any]:
+    """Tell the newly granted by LINE message: multicasts of <= 500, each with a retry key derived
+    from its recipients (a retried request sends nothing twice). A refused send (quota) is
+    reported; the grants stand."""
+    import uuid
+
+    from tsunagu.errors import DomainError
+
+    users = sorted(g["user_id"] for g in grants if g.get("new") and g.get("status") in ("granted", "won"))
+    sent, errors = 0, []
+    for i in range(0, len(users), 500):
+        chunk = users[i : i + 500]
+        key = str(uuid.uuid5(uuid.NAMESPACE_URL, f"tsunagu:{account_id}:{coupon_id}:grant:{','.join(chunk)}"))
+        body = {"to": chunk, "messages": [{"type": "text", "text": text}]}
+        try:
+            sent += wiring.billing_service().send(account_id, "multicast", body, key, None)["recipients"]
+        except DomainError as e:
+            errors.append({"code": e.code, "message": e.message, "users": len(chunk)})
+    return {"sent_to": sent, "errors": errors}
 
 
 @router.put("/accounts/<account_id>/login-channel")  # type: ignore[untyped-decorator]
