@@ -212,6 +212,7 @@ def test_daily_rollup_quota_check_and_points(api, make_service, line, stack):
     assert svc.usage(aid)["daily_rollup"] == {"day": "2026-11-22", "billable_messages": 7}
     line.consumption = 12  # 5 sent from LINE Official Account Manager, outside tsunagu
     assert svc.quota_check()[aid] == {"line": 12, "tsunagu": 7, "outside_tsunagu": 5}
+    assert svc.usage(aid)["line_quota_check"] == {"day": "2026-11-22", "line": 12, "tsunagu": 7, "outside_tsunagu": 5}
     # R-PTS-1: a contractor-linked customer with two lines (3,000 + 1,690 yen) -> 46 points, once.
     _, out = api.call("POST", "/accounts", {"name": "isp"}, {"Authorization": f"Bearer {OPERATOR_KEY}"})
     isp, auth = out["account_id"], {"Authorization": f"Bearer {out['api_key']}"}

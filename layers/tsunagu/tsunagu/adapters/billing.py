@@ -257,6 +257,9 @@ class DynamoBillingStore(_Repository):
         item = {**keys.quota_check(account_id, day), "entity": "quota_check", "day": day, **doc}
         self.db.put_item(TableName=self.table, Item=to_item(item))
 
+    def quota_check_of(self, account_id: str, day: str) -> dict[str, Any] | None:
+        return self._get(keys.quota_check(account_id, day))
+
     # ------------------------------------------------------------------ points (R-PTS-1)
     def contractors(self, account_id: str) -> list[dict[str, Any]]:
         """Contractor links (``LINK#CONTRACTOR#{member}``): who receives points."""

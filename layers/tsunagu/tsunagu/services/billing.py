@@ -259,6 +259,14 @@ class BillingService:
         rollup = self.store.usage_day(account_id, day.isoformat()) or self.store.usage_day(
             account_id, (day - timedelta(days=1)).isoformat()
         )
+        check = self.store.quota_check_of(account_id, day.isoformat()) or self.store.quota_check_of(
+            account_id, (day - timedelta(days=1)).isoformat()
+        )
+        out["line_quota_check"] = (
+            {"day": check["day"], **{k: int(check[k]) for k in ("line", "tsunagu", "outside_tsunagu")}}
+            if check
+            else None
+        )
         out["daily_rollup"] = (
             {"day": rollup["day"], "billable_messages": int(rollup["billable_messages"])} if rollup else None
         )
