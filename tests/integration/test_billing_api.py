@@ -107,3 +107,17 @@ def test_patching_the_plan_goes_through_the_plan_history(api):
     status, plan = api.call("GET", f"/accounts/{aid}/plan", headers=auth)
     assert plan["plan"] == "standard"  # a downgrade waits for the 1st
     assert [p["plan"] for p in plan["pending"]] == ["light"]
+
+
+def test_points_statements_over_http(api):
+    """R-PTS-1 statements as the business reads them."""
+    aid, auth = account(api)
+    member = {"member_number": "N0123456789", "login_id": "hanako", "password": "pw-123456"}
+    member["lines"] = [{"line_id": "L1", "monthly_base_fee": 2980}]
+    assert api.call("POST", f"/accounts/{aid}/members", {"members": [member]}, auth)[0] == 200
+    link = {"PK": f"ACCOUNT#{aid}", "SK": "LINK#CONTRACTOR#N0123456789", "user_id": "U" + "d" * 32, "linked_at": 1}
+    wiring.link_store()._put_new(link)
+    assert wiring.billing_service().grant_points("2026-11")[aid] == 1
+    status, out = api.call("GET", f"/accounts/{aid}/points/2026-11", headers=auth)
+    assert status == 200, out
+    assert out["statements"][0]["points"] == 29 and out["statements"][0]["monthly_base_fee"] == 2980

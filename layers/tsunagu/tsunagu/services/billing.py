@@ -360,7 +360,7 @@ class BillingService:
         doc = self.store.invoice(account_id, month)
         if doc is None:
             raise NotFound(f"no invoice for {month} (months are closed on the 1st, JST)", code="invoice_not_found")
-        return {k: v for k, v in doc.items() if k not in ("PK", "SK", "entity")}
+        return plain({k: v for k, v in doc.items() if k not in ("PK", "SK", "entity")})  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ schedules
     def daily_rollup(self, day: date | None = None) -> dict[str, int]:
@@ -424,9 +424,20 @@ class BillingService:
 
     def points(self, account_id: str, month: str) -> list[dict[str, Any]]:
         return [
-            {k: v for k, v in r.items() if k not in ("PK", "SK", "entity")}
+            plain({k: v for k, v in r.items() if k not in ("PK", "SK", "entity")})
             for r in self.store.points(account_id, month)
         ]
+
+
+def plain(value: Any) -> Any:
+    """DynamoDB's numbers (Decimal) as JSON numbers: counts are whole, money stays a string."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 def yen(amount: Decimal) -> str:
