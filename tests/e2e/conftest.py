@@ -84,3 +84,45 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def in_process(local_stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """tsunagu's services in this test process, on the local stack's moto server and sandbox
+    (the server applies DynamoDB requests one at a time, as DynamoDB's conditions do; stock
+    in-process moto does not under threads). Yields the table name."""
+    from tsunagu import wiring
+
+    table = next(t for t in local_stack.client("dynamodb").list_tables()["TableNames"] if "Idempotency" not in t)
+    env = {
+        "AWS_ENDPOINT_URL": local_stack.moto,
+        "AWS_DEFAULT_REGION": "ap-northeast-1",
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "TABLE_NAME": table,
+        "SECRET_PREFIX": "tsunagu/dev",
+        "LINE_API_BASE_URL": local_stack.sandbox,
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    wiring.reset()
+    try:
+        yield table
+    finally:
+        wiring.reset()
+
+
+def new_account(stack: RunningStack, **settings: object) -> tuple[str, dict[str, str]]:
+    """An account with a sandbox channel (no webhook URL): (account id, auth header)."""
+    r = request(
+        "POST",
+        f"{stack.api}/accounts",
+        {"name": "e2e", **settings},
+        headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
+    )
+    assert r.status == 201, r.text
+    aid, auth = r.json["account_id"], {"Authorization": f"Bearer {r.json['api_key']}"}
+    ch = request("POST", f"{stack.sandbox}/_sandbox/channels", {}).json
+    creds = {"channel_secret": ch["channelSecret"], "access_token": ch["accessToken"]}
+    assert request("PUT", f"{stack.api}/accounts/{aid}/channel", creds, headers=auth).status == 200
+    return aid, auth

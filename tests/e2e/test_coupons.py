@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -84,28 +83,12 @@ def redeem(stack: RunningStack, acct: dict[str, Any], code: str, register: str, 
 
 
 @pytest.fixture
-def services(local_stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """tsunagu's services in this process, on the local stack's moto server (which applies
-    DynamoDB requests one at a time, as DynamoDB's conditions do; stock in-process moto does not
-    under threads). 32 threads through the local HTTP gateway would overflow its listen backlog."""
+def services(in_process: str) -> Any:
+    """tsunagu's services in this process on the local stack's moto server (32 threads through
+    the local HTTP gateway would overflow its listen backlog)."""
     from tsunagu import wiring
 
-    table = next(t for t in local_stack.client("dynamodb").list_tables()["TableNames"] if "Idempotency" not in t)
-    for k, v in {
-        "AWS_ENDPOINT_URL": local_stack.moto,
-        "AWS_DEFAULT_REGION": "ap-northeast-1",
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "TABLE_NAME": table,
-        "SECRET_PREFIX": "tsunagu/dev",
-        "LINE_API_BASE_URL": local_stack.sandbox,
-    }.items():
-        monkeypatch.setenv(k, v)
-    wiring.reset()
-    try:
-        yield wiring
-    finally:
-        wiring.reset()
+    return wiring
 
 
 def basket_doc(code: str, register: str, key: str | None = None) -> dict[str, Any]:

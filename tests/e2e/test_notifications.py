@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import OPERATOR_KEY, RunningStack
+from tests.e2e.conftest import OPERATOR_KEY, RunningStack, new_account
 from tsunagu.domain.phone import line_hash
 from tsunagu_local.client import request
 
@@ -168,7 +168,7 @@ def test_cli_sends_a_csv_in_batches_with_progress(local_stack: RunningStack, tmp
     assert (again["accepted"], again["duplicates"]) == (0, 24)
 
 
-def test_racing_senders_send_one_notification_once(local_stack: RunningStack, monkeypatch: Any) -> None:
+def test_racing_senders_send_one_notification_once(local_stack: RunningStack, in_process: str) -> None:
     """SQS may hand the same message to several senders at once: 16 senders race on the local
     stack's moto server (real conditional writes) and LINE is called exactly once."""
     from concurrent.futures import ThreadPoolExecutor
@@ -177,46 +177,27 @@ def test_racing_senders_send_one_notification_once(local_stack: RunningStack, mo
     from tsunagu.domain import notifications as n
     from tsunagu.services.notifications import RetryLater
 
-    api, sb = local_stack.api, local_stack.sandbox
-    r = request("POST", f"{api}/accounts", {"name": "race"}, headers={"Authorization": f"Bearer {OPERATOR_KEY}"})
-    aid, auth = r.json["account_id"], {"Authorization": f"Bearer {r.json['api_key']}"}
-    ch = request("POST", f"{sb}/_sandbox/channels", {}).json
-    creds = {"channel_secret": ch["channelSecret"], "access_token": ch["accessToken"]}
-    request("PUT", f"{api}/accounts/{aid}/channel", creds, headers=auth)
-    table = next(t for t in local_stack.client("dynamodb").list_tables()["TableNames"] if "Idempotency" not in t)
-    for k, v in {
-        "AWS_ENDPOINT_URL": local_stack.moto,
-        "AWS_DEFAULT_REGION": "ap-northeast-1",
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "TABLE_NAME": table,
-        "SECRET_PREFIX": "tsunagu/dev",
-        "LINE_API_BASE_URL": sb,
-    }.items():
-        monkeypatch.setenv(k, v)
-    wiring.reset()
-    try:
-        store = wiring.notification_store()
-        content = {"messages": [{"type": "text", "text": "お知らせ"}]}
-        store.put_batch(aid, {"batch_id": "nb_race", "template_id": "t", "kind": "flexible", "content": content})
-        for trial in range(5):
-            ref = f"race-{trial}"
-            item = n.AcceptedItem(0, ref, n.delivery_tag(aid, ref), "+819012345678", "JP", {})
-            assert store.add(aid, "nb_race", trial, item, {})
-            msg = {"a": aid, "b": "nb_race", "t": item.tag, "to": line_hash(item.e164), "p": {}}
+    sb = local_stack.sandbox
+    aid, _ = new_account(local_stack)
+    store = wiring.notification_store()
+    content = {"messages": [{"type": "text", "text": "お知らせ"}]}
+    store.put_batch(aid, {"batch_id": "nb_race", "template_id": "t", "kind": "flexible", "content": content})
+    for trial in range(5):
+        ref = f"race-{trial}"
+        item = n.AcceptedItem(0, ref, n.delivery_tag(aid, ref), "+819012345678", "JP", {})
+        assert store.add(aid, "nb_race", trial, item, {})
+        msg = {"a": aid, "b": "nb_race", "t": item.tag, "to": line_hash(item.e164), "p": {}}
 
-            def one(_: int, msg: dict[str, Any] = msg) -> str:
-                try:
-                    return str(wiring.notification_sender().send(msg))
-                except RetryLater:
-                    return "retry_later"  # another sender holds it: SQS would redeliver later
+        def one(_: int, msg: dict[str, Any] = msg) -> str:
+            try:
+                return str(wiring.notification_sender().send(msg))
+            except RetryLater:
+                return "retry_later"  # another sender holds it: SQS would redeliver later
 
-            with ThreadPoolExecutor(16) as pool:
-                outcomes = list(pool.map(one, range(16)))
-            calls = request("GET", f"{sb}/_sandbox/calls?path=/bot/pnp/push").json["calls"]
-            mine = [c for c in calls if c["headers"].get("x-line-delivery-tag") == item.tag]
-            assert outcomes.count("sent") == 1, outcomes
-            assert len(mine) == 1
-            assert store.get(aid, item.tag)["state"] == "sent"
-    finally:
-        wiring.reset()
+        with ThreadPoolExecutor(16) as pool:
+            outcomes = list(pool.map(one, range(16)))
+        calls = request("GET", f"{sb}/_sandbox/calls?path=/bot/pnp/push").json["calls"]
+        mine = [c for c in calls if c["headers"].get("x-line-delivery-tag") == item.tag]
+        assert outcomes.count("sent") == 1, outcomes
+        assert len(mine) == 1
+        assert store.get(aid, item.tag)["state"] == "sent"
