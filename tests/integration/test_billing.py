@@ -5,7 +5,7 @@ invoice), the daily rollup, the LINE quota check and points (R-PLAN-*, R-MSG-*, 
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -52,6 +52,10 @@ def line() -> FakeLine:
     return FakeLine()
 
 
+def noon_jst_ms(day: date) -> int:
+    return int(datetime.combine(day, time(12), tzinfo=timezone(timedelta(hours=9))).timestamp() * 1000)
+
+
 @pytest.fixture
 def make_service(stack, line):
     def make(today: date = date(2026, 11, 22)) -> BillingService:
@@ -65,16 +69,20 @@ def make_service(stack, line):
             line,
             wiring.member_register(),
             today=lambda: today,
+            now_ms=lambda: noon_jst_ms(today),  # sends are stamped on the same calendar
         )
 
     return make
 
 
-def account(api, plan: str = "light") -> str:
+def account(api, plan: str = "light", since: date = date(2026, 11, 1)) -> str:
+    """An account on ``plan`` since ``since``: the tests run on a fixed calendar (``make_service``'s
+    today), not on the day the account row happens to be created."""
     _, out = api.call("POST", "/accounts", {"name": "shop", "plan": plan}, {"Authorization": f"Bearer {OPERATOR_KEY}"})
     aid = out["account_id"]
     auth = {"Authorization": f"Bearer {out['api_key']}"}
     api.call("PUT", f"/accounts/{aid}/channel", {"channel_secret": "0" * 32, "access_token": "token-" + "x" * 30}, auth)
+    DynamoBillingStore(get_settings().table_name).replace_plan_history(aid, [], [(since, plan)])
     return aid
 
 
