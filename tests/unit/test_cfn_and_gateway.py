@@ -21,6 +21,26 @@ def test_template_loads_with_short_tags_and_names_every_function_route():
     assert ("PUT", "/accounts/{accountId}/channel") in routes
 
 
+def test_every_dead_letter_queue_has_an_alarm_on_its_first_message():
+    res = load_template(TEMPLATE)["Resources"]
+    dlqs = {
+        r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for r in res.values()
+        if r["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in r.get("Properties", {})
+    }
+    alarmed = {
+        a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for a in res.values()
+        if a["Type"] == "AWS::CloudWatch::Alarm" and a["Properties"]["Namespace"] == "AWS/SQS"
+    }
+    assert len(dlqs) == 7 and dlqs == alarmed
+    for a in res.values():
+        if a["Type"] == "AWS::CloudWatch::Alarm":
+            p = a["Properties"]
+            assert (p["Threshold"], p["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+            assert p["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
 def test_resolver_handles_sub_ref_getatt_and_if():
     t = {"Parameters": {"Stage": {"Default": "dev"}}, "Conditions": {"C": {"Fn::Equals": [{"Ref": "Stage"}, "dev"]}}}
     r = Resolver(t, {}, {"AWS::Region": "ap-northeast-1"})
