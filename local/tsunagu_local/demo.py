@@ -319,6 +319,9 @@ def billing(stack: LocalStack, aid: str, auth: dict[str, str]) -> None:
     u = request("GET", f"{api}/accounts/{aid}/usage", headers=auth).json
     keep = ("plan", "by_kind", "billable_messages", "free_messages", "remaining_free", "cap", "cost_so_far")
     show("GET /accounts/{id}/usage", {k: u[k] for k in keep})
+    r = request("POST", f"{api}/_local/invoke/BillingRollupFunction", {"job": "daily"})
+    mine = {k: v.get(aid, 0) if isinstance(v, dict) else v for k, v in r.json["result"].items()}
+    show("the daily schedule: rollup, LINE's quota count vs tsunagu's, stale reservations given back", mine)
 
     step(25, "Forecast of a 6,000-recipient broadcast: Light stops at its free messages; after an upgrade it costs")
     f = request("POST", f"{api}/accounts/{aid}/forecast", {"messages": 6000}, headers=auth).json

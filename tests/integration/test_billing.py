@@ -242,3 +242,28 @@ def test_daily_rollup_quota_check_and_points(api, make_service, line, stack):
     assert svc.grant_points("2026-11")[isp] == 0  # once per month
     (statement,) = svc.points(isp, "2026-11")
     assert (statement["points"], statement["monthly_base_fee"], statement["user_id"]) == (46, 4690, user)
+
+
+def test_a_reservation_left_open_past_the_retry_key_window_is_given_back(api, make_service, line):
+    """LINE did not answer and the caller never retried: after LINE's 24-hour retry-key window the
+    reservation can no longer be committed, so the daily job returns it to the month's quota."""
+    import time as clock
+
+    svc = make_service()
+    aid = account(api, "communication")  # 200 free messages
+    line.fail_with = LineApiError(503, "busy")
+    lost = str(uuid.uuid4())
+    with pytest.raises(UpstreamError):
+        svc.send(aid, "multicast", {"to": users(5), "messages": TEXT}, lost, None)
+    kept = str(uuid.uuid4())
+    svc.send(aid, "multicast", {"to": users(2), "messages": TEXT}, kept, None)
+    assert svc.store.reserved(aid, "2026-11") == 7
+    now = int(clock.time() * 1000)
+    assert svc.release_stale(now + 23 * 3_600_000) == {}  # still inside the window: a retry may come
+    assert svc.store.open_reservations(aid, now + 25 * 3_600_000) == [lost]  # the committed one is not open
+    assert svc.release_stale(now + 25 * 3_600_000) == {aid: 1}
+    assert svc.release_stale(now + 25 * 3_600_000) == {}  # once
+    assert svc.store.reserved(aid, "2026-11") == 2 and svc.store.reservation(aid, lost) is None
+    # A retry that comes anyway is a new message at LINE: reserved and counted afresh, once.
+    assert svc.send(aid, "multicast", {"to": users(5), "messages": TEXT}, lost, None)["status"] == "sent"
+    assert svc.usage(aid)["by_kind"] == {"multicast_messages": 7}

@@ -258,6 +258,12 @@ def reservation(account_id: str, send_id: str) -> dict[str, str]:
     return {"PK": f"ACCOUNT#{account_id}#SEND#{send_id}", "SK": "RESERVATION"}
 
 
+def open_reservation_index(account_id: str, at_ms: int, send_id: str) -> dict[str, str]:
+    """GSI1 entry of a reservation neither committed nor released yet (sparse: commit removes it,
+    release deletes the item), so the stale ones can be found without reading every send."""
+    return {"GSI1PK": f"ACCOUNT#{account_id}#OPENSENDS", "GSI1SK": f"{at_ms:013d}#{send_id}"}
+
+
 def usage_day(account_id: str, day: str) -> dict[str, str]:
     """The daily rollup: the month's counters as of ``day`` (JST)."""
     return {"PK": f"ACCOUNT#{account_id}", "SK": f"USAGEDAY#{day}"}

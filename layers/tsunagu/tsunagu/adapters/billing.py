@@ -119,14 +119,16 @@ class DynamoBillingStore(_Repository):
             quota["ConditionExpression"] = "attribute_not_exists(reserved) OR reserved <= :room"
             values[":room"] = limit - n
         quota["ExpressionAttributeValues"] = to_item(values)
+        at_ms = _now_ms()
         record = {
             **keys.reservation(account_id, send_id),
+            **keys.open_reservation_index(account_id, at_ms, send_id),
             "entity": "reservation",
             "state": RESERVED,
             "month": month,
             "n": n,
             "campaign": campaign[0] if campaign else None,
-            "at_ms": _now_ms(),
+            "at_ms": at_ms,
         }
         items: list[dict[str, Any]] = [
             {
@@ -208,7 +210,7 @@ class DynamoBillingStore(_Repository):
             "Update": {
                 "TableName": self.table,
                 "Key": to_item(keys.reservation(account_id, send_id)),
-                "UpdateExpression": "SET #s = :c",
+                "UpdateExpression": "SET #s = :c REMOVE GSI1PK, GSI1SK",
                 "ConditionExpression": "#s = :r",
                 "ExpressionAttributeNames": {"#s": "state"},
                 "ExpressionAttributeValues": to_item({":c": COMMITTED, ":r": RESERVED}),
@@ -216,6 +218,25 @@ class DynamoBillingStore(_Repository):
         }
         ledger = ledger_items(self.table, account_id, send_id, kind, recipients, at_ms, self.shards)
         return self._transact_once([mark, *ledger])
+
+    def open_reservations(self, account_id: str, before_ms: int) -> list[str]:
+        """Send ids whose reservation was made before ``before_ms`` and is still open."""
+        out: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "GSI1",
+            "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK < :cut",
+            "ExpressionAttributeValues": to_item(
+                {":pk": keys.open_reservation_index(account_id, 0, "")["GSI1PK"], ":cut": f"{before_ms:013d}"}
+            ),
+            "ProjectionExpression": "GSI1SK",
+        }
+        while True:
+            r = self.db.query(**kwargs)
+            out += [from_item(i)["GSI1SK"].split("#", 1)[1] for i in r.get("Items", [])]
+            if "LastEvaluatedKey" not in r:
+                return out
+            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
 
     def reservation(self, account_id: str, send_id: str) -> dict[str, Any] | None:
         return self._get(keys.reservation(account_id, send_id))

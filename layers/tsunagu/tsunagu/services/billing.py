@@ -25,6 +25,7 @@ from tsunagu.domain.usage import BILLABLE_KINDS, JST
 from tsunagu.errors import BadRequest, Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
 
 USER_ID_LEN = 33
+RETRY_KEY_WINDOW_MS = 24 * 3_600_000  # LINE keeps a retry key 24 hours (line-platform.md §2.3)
 
 
 def jst_today() -> date:
@@ -216,7 +217,8 @@ class BillingService:
             ) from None
         except LineApiError:
             # Maybe sent, maybe not: keep the reservation; a retry with the same retry key either
-            # sends or is answered 409 by LINE, and is then committed.
+            # sends or is answered 409 by LINE, and is then committed. Never retried, it is given
+            # back after 24 hours (release_stale, daily).
             raise UpstreamError(
                 "LINE did not answer; retry with the same X-Line-Retry-Key", code="line_unavailable"
             ) from None
@@ -374,6 +376,19 @@ class BillingService:
                 aid, d.isoformat(), {"month": month, "billable_messages": billable_total(totals), **totals}
             )
             out[aid] = billable_total(totals)
+        return out
+
+    def release_stale(self, now_ms: int | None = None) -> dict[str, int]:
+        """Give back reservations still open after LINE's 24-hour retry-key window (a send whose
+        LINE call got no answer and was never retried): past it, a retry with the same key would
+        be a new message at LINE, so the old reservation can no longer be committed. Without this
+        a capped plan would lose those messages from its month. Returns releases per account."""
+        cut = (now_ms if now_ms is not None else self.now_ms()) - RETRY_KEY_WINDOW_MS
+        out = {}
+        for aid in self.accounts.list_ids():
+            released = sum(1 for sid in self.store.open_reservations(aid, cut) if self.store.release(aid, sid))
+            if released:
+                out[aid] = released
         return out
 
     def quota_check(self, day: date | None = None) -> dict[str, dict[str, int]]:
