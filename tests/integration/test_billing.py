@@ -68,8 +68,7 @@ def make_service(stack, line):
             wiring.channel_secrets(),
             line,
             wiring.member_register(),
-            today=lambda: today,
-            now_ms=lambda: noon_jst_ms(today),  # sends are stamped on the same calendar
+            now_ms=lambda: noon_jst_ms(today),
         )
 
     return make
@@ -204,7 +203,7 @@ def test_close_twice_yields_one_invoice_and_a_late_message_lands_on_the_next(api
     assert first["totals"] == {"subtotal": "15030", "tax": "1503", "total": "16533"}
     # A send of November counted after the close (e.g. a delayed ledger write).
     svc.ledger.record(aid, "late-1", "push", 5, 1_795_000_000_000)
-    svc.today = lambda: date(2027, 1, 1)
+    svc.now_ms = lambda: noon_jst_ms(date(2027, 1, 1))
     assert svc.close_month("2026-12", [aid]) == {aid: "closed"}
     december = svc.invoice(aid, "2026-12")
     assert december["adjustments"] == [{"month": "2026-11", "invoiced": 30_010, "late": 5}]

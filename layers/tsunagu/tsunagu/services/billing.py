@@ -82,8 +82,11 @@ class BillingService:
     secrets: Any  # ChannelSecrets
     line: Any  # LineClient
     register: Any = None  # DynamoMemberRegister (points)
-    today: Callable[[], date] = jst_today
-    now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))  # the one clock
+
+    def today(self) -> date:
+        """Today in JST on the service's clock (sends are stamped by the same clock)."""
+        return datetime.fromtimestamp(self.now_ms() / 1000, UTC).astimezone(JST).date()
 
     # ------------------------------------------------------------------ plans
     def history(self, account_id: str) -> list[tuple[date, str]]:
