@@ -4,7 +4,7 @@ from typing import Any
 
 from tsunagu import wiring
 from tsunagu.observability import metrics
-from tsunagu.workers import scheduled_handler
+from tsunagu.schedules import scheduled_handler
 
 stats = wiring.friend_stats_service()
 

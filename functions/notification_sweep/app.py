@@ -5,7 +5,7 @@ from typing import Any
 
 from tsunagu import wiring
 from tsunagu.observability import logger, metrics
-from tsunagu.workers import scheduled_handler
+from tsunagu.schedules import scheduled_handler
 
 sweep = wiring.notification_sweep()
 

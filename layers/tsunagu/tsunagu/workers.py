@@ -1,5 +1,6 @@
-"""The one way an SQS worker (and a scheduled job) is wired: Powertools batch processing with partial batch
-responses, inside the logger / metrics / (opt-in) tracer decorators in a fixed order."""
+"""The one way an SQS worker is wired: Powertools batch processing with partial batch responses,
+inside the logger / metrics / (opt-in) tracer decorators in a fixed order (a scheduled job's
+handler is in ``tsunagu.schedules``, which does not load the batch utility)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from tsunagu.observability import logger, metrics, tracer
-
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+from tsunagu.schedules import Handler
 
 
 def sqs_handler(record_handler: Callable[[SQSRecord], str], on_invoke: Callable[[Any], None] | None = None) -> Handler:
@@ -36,18 +36,5 @@ def sqs_handler(record_handler: Callable[[SQSRecord], str], on_invoke: Callable[
             process_partial_response(event=event, record_handler=counted, processor=processor, context=context)
         )
         return result
-
-    return lambda_handler  # type: ignore[no-any-return]
-
-
-def scheduled_handler(job: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
-    """A Lambda handler for an EventBridge schedule: ``job(event)`` inside the same decorators."""
-    tracing = tracer()
-
-    @logger.inject_lambda_context(clear_state=True)
-    @metrics.log_metrics
-    @tracing.capture_lambda_handler  # type: ignore[untyped-decorator]
-    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return job(event or {})
 
     return lambda_handler  # type: ignore[no-any-return]
