@@ -66,6 +66,7 @@ CLIENTS = {
     "notification_sweep": ["dynamodb"],
     "coupon_redemption": ["dynamodb", "secretsmanager"],
     "coupon_page": ["dynamodb", "secretsmanager"],
+    "billing_rollup": ["dynamodb", "secretsmanager"],
 }
 
 
