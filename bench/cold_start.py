@@ -134,20 +134,8 @@ def main() -> None:
     args = ap.parse_args()
     build = ROOT / ".aws-sam" / "build"
     layer = size_kib(build / "SharedLayer")
-    logical = {
-        "health": "HealthFunction",
-        "accounts_api": "AccountsApiFunction",
-        "webhook_intake": "WebhookIntakeFunction",
-        "friendship_worker": "FriendshipWorkerFunction",
-        "message_worker": "MessageWorkerFunction",
-        "friend_stats": "FriendStatsFunction",
-        "link_page": "LinkPageFunction",
-        "account_link_worker": "AccountLinkWorkerFunction",
-        "event_store": "EventStoreFunction",
-        "webhook_forwarder": "WebhookForwarderFunction",
-        "coupon_redemption": "CouponRedemptionFunction",
-        "coupon_page": "CouponPageFunction",
-    }
+    # functions/<snake_name> is the template's <CamelName>Function
+    logical = {n: "".join(w.capitalize() for w in n.split("_")) + "Function" for n in FUNCTIONS}
     base_pyc, base_src = Cell("boto3", True), Cell("boto3", False)
     cells: dict[tuple[str, str], Cell] = {("boto3", "pyc"): base_pyc, ("boto3", "src"): base_src}
     for name in FUNCTIONS:
