@@ -24,6 +24,9 @@ os.environ.update(
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "ap-northeast-1",
         "POWERTOOLS_METRICS_DISABLED": "true",
+        # Handlers called without log_metrics keep metrics buffered; at 100 Powertools flushes
+        # them itself and needs a namespace (the template sets it for every function).
+        "POWERTOOLS_METRICS_NAMESPACE": "tsunagu-test",
         "POWERTOOLS_DEV": "false",
     }
 )

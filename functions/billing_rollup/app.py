@@ -24,7 +24,9 @@ def run(event: dict[str, Any]) -> dict[str, Any]:
     elif job == "close":
         month = event.get("month") or (billing.today().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
         result = {"month": month, "accounts": billing.close_month(month)}
-        metrics.add_metric(name="InvoicesClosed", unit="Count", value=list(result["accounts"].values()).count("closed"))
+        outcomes = list(result["accounts"].values())
+        metrics.add_metric(name="InvoicesClosed", unit="Count", value=outcomes.count("closed"))
+        metrics.add_metric(name="InvoicesFailed", unit="Count", value=outcomes.count("failed"))
     elif job == "points":
         result = {"granted": billing.grant_points(event.get("month"))}
     else:

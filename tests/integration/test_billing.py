@@ -16,7 +16,7 @@ from tsunagu.adapters.billing import DynamoBillingStore
 from tsunagu.adapters.line_api import LineApiError, LineRefused
 from tsunagu.adapters.usage import DynamoUsageLedger
 from tsunagu.config import get_settings
-from tsunagu.errors import BadRequest, UpstreamError
+from tsunagu.errors import BadRequest, Conflict, UpstreamError
 from tsunagu.services.billing import BillingService, QuotaRefused
 
 TEXT = [{"type": "text", "text": "お知らせ"}]
@@ -122,11 +122,17 @@ def test_retry_key_counts_once_and_a_refused_send_gives_its_reservation_back(api
         svc.send(aid, "push", {"to": users(1)[0], "messages": TEXT}, str(uuid.uuid4()), None)
     assert svc.store.reserved(aid, "2026-11") == 3
     # LINE did not answer: the reservation stays; the same retry key later sends and commits once.
-    key2 = str(uuid.uuid4())
+    key2, push = str(uuid.uuid4()), {"to": users(1)[0], "messages": TEXT}
     line.fail_with = LineApiError(503, "busy")
     with pytest.raises(UpstreamError):
-        svc.send(aid, "push", {"to": users(1)[0], "messages": TEXT}, key2, None)
-    assert svc.send(aid, "push", {"to": users(1)[0], "messages": TEXT}, key2, None)["status"] == "sent"
+        svc.send(aid, "push", push, key2, None)
+    # The same key for another request is refused: the retry key names one request (its body).
+    with pytest.raises(Conflict) as e:
+        svc.send(aid, "push", {**push, "to": users(1)[0]}, key2, None)
+    assert e.value.code == "retry_key_reused"
+    with pytest.raises(Conflict):
+        svc.send(aid, "multicast", {"to": users(150), "messages": TEXT}, key, None)  # even once committed
+    assert svc.send(aid, "push", push, key2, None)["status"] == "sent"
     assert svc.usage(aid)["by_kind"] == {"multicast_messages": 3, "push_messages": 1}
 
 
@@ -266,3 +272,48 @@ def test_a_reservation_left_open_past_the_retry_key_window_is_given_back(api, ma
     # A retry that comes anyway is a new message at LINE: reserved and counted afresh, once.
     assert svc.send(aid, "multicast", {"to": users(5), "messages": TEXT}, lost, None)["status"] == "sent"
     assert svc.usage(aid)["by_kind"] == {"multicast_messages": 7}
+
+
+def test_bad_narrowcast_limits_and_a_standard_send_past_the_list_price(api, make_service):
+    """Nothing tsunagu cannot price goes out: past R-PLAN-2's last tier a contract price applies."""
+    svc = make_service()
+    aid = account(api, "standard")
+    for limit in ("abc", [5], {"max": True}, {"max": 10**40}, {"max": 0}):
+        with pytest.raises(Exception) as e:
+            svc.send(aid, "narrowcast", {"messages": TEXT, "limit": limit}, str(uuid.uuid4()), None)
+        assert getattr(e.value, "code", None) == "narrowcast_limit", limit
+    assert svc.month_limit(aid, date(2026, 11, 22))[0] == 30_000 + 10_000_000
+    with pytest.raises(QuotaRefused):
+        svc.send(aid, "narrowcast", {"messages": TEXT, "limit": {"max": 20_000_000}}, str(uuid.uuid4()), None)
+    assert svc.store.reserved(aid, "2026-11") == 0
+
+
+def test_a_retry_in_the_next_month_is_reserved_and_capped_there(api, make_service, line):
+    svc = make_service(date(2026, 11, 30))
+    aid = account(api, "communication")  # 200 free messages a month
+    key, body = str(uuid.uuid4()), {"to": users(150), "messages": TEXT}
+    line.fail_with = LineApiError(503, "busy")
+    with pytest.raises(UpstreamError):
+        svc.send(aid, "multicast", body, key, None)
+    svc.now_ms = lambda: noon_jst_ms(date(2026, 12, 1))
+    fill_dec = str(uuid.uuid4())
+    assert svc.store.reserve(aid, fill_dec, "2026-12", 100, None)  # December already holds 100
+    with pytest.raises(QuotaRefused):  # 150 more would pass December's 200
+        svc.send(aid, "multicast", body, key, None)
+    assert svc.store.reserved(aid, "2026-11") == 0  # November's reservation was given back
+    assert svc.store.reserved(aid, "2026-12") == 100
+    svc.store.release(aid, fill_dec)
+    assert svc.send(aid, "multicast", body, key, None)["status"] == "sent"
+    assert svc.usage(aid, "2026-12")["billable_messages"] == 150 and svc.usage(aid, "2026-11")["billable_messages"] == 0
+
+
+def test_one_accounts_bad_data_does_not_stop_the_close_of_the_others(api, make_service):
+    svc = make_service(date(2026, 12, 1))
+    bad, good = account(api, "standard"), account(api, "standard")
+    # Two overlapping Call Plus subscriptions written past the API's check (e.g. an old record).
+    for start in ("2026-11-01", "2026-11-15"):
+        svc.store.put_option(
+            bad, {"option": "call_plus", "start": start, "end": None, "yearly": False, "first_use": True}
+        )
+    assert svc.close_month("2026-11", [bad, good]) == {bad: "failed", good: "closed"}
+    assert svc.invoice(good, "2026-11")["totals"]["total"] == "16500"

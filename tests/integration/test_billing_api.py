@@ -5,6 +5,7 @@ including the bad inputs (4xx with stable codes, nothing written)."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from tests.integration.conftest import OPERATOR_KEY, scan_all
 from tsunagu import wiring
@@ -52,14 +53,29 @@ def test_usage_forecast_plan_budget_options_and_calls(api):
     status, out = api.call("PUT", f"/accounts/{aid}/budget", {"monthly_messages": 30_050}, auth)
     assert status == 200
     assert api.call("GET", f"/accounts/{aid}/usage", headers=auth)[1]["cap"] == 30_050
-    status, out = api.call("POST", f"/accounts/{aid}/options", {"option": "chat_plus", "start": "2026-11-02"}, auth)
-    assert (status, out["first_use"]) == (201, True)
-    status, out = api.call(
-        "POST", f"/accounts/{aid}/options", {"option": "chat_plus", "start": "2026-11-01", "yearly": True}, auth
-    )
-    assert (status, out["error"]["code"]) == (422, "invalid_option")
+    today = wiring.billing_service().today()
+    second = (today.replace(day=1) + timedelta(days=32)).replace(day=2)  # the 2nd of next month
+    chat = {"option": "chat_plus", "start": second.isoformat()}
+    for _ in range(2):  # the same order again is the same subscription: first use (the initial fee) kept
+        status, out = api.call("POST", f"/accounts/{aid}/options", chat, auth)
+        assert (status, out["first_use"]) == (201, True)
+    cases = [
+        ({**chat, "yearly": True}, 422, "invalid_option"),
+        ({**chat, "start": (second + timedelta(days=10)).isoformat()}, 409, "option_overlaps"),
+        ({**chat, "start": (today.replace(day=1) - timedelta(days=1)).isoformat()}, 422, "option_start_past"),
+        ({**chat, "start": "2020-01-15"}, 422, "option_start_past"),
+        ({**chat, "start": "9999-12-31"}, 422, "option_date_range"),
+    ]
+    for req, want, code in cases:
+        status, out = api.call("POST", f"/accounts/{aid}/options", req, auth)
+        assert (status, out["error"]["code"]) == (want, code), req
+    calls = {"call_id": "c-1", "minutes": 7}
+    status, out = api.call("POST", f"/accounts/{aid}/calls", calls, auth)
+    assert (status, out["error"]["code"]) == (409, "call_plus_inactive")  # no minutes without Call Plus
+    call_plus = {"option": "call_plus", "start": today.isoformat()}
+    assert api.call("POST", f"/accounts/{aid}/options", call_plus, auth)[0] == 201
     for _ in range(2):
-        status, out = api.call("POST", f"/accounts/{aid}/calls", {"call_id": "c-1", "minutes": 7}, auth)
+        status, out = api.call("POST", f"/accounts/{aid}/calls", calls, auth)
     assert out["status"] == "duplicate"
     assert api.call("GET", f"/accounts/{aid}/usage", headers=auth)[1]["by_kind"] == {"call_minutes": 7}
     for bad in ({"messages": -1}, {"messages": 10, "day": "2026-13-01"}, {"n": 1}):
@@ -67,6 +83,11 @@ def test_usage_forecast_plan_budget_options_and_calls(api):
         assert (status, out["error"]["code"]) == (422, "validation_failed")
     status, out = api.call("GET", f"/accounts/{aid}/usage?month=2026-99", headers=auth)
     assert status == 422
+    status, out = api.call("GET", f"/accounts/{aid}/usage?month=2025-01", headers=auth)
+    assert (status, out["plan"]) == (200, None)  # before the account's plan: no plan, not "None"
+    for bad in ({"monthly_yen": 10**40}, {"monthly_messages": 10**40}, {"monthly_yen": -1}):
+        status, out = api.call("PUT", f"/accounts/{aid}/budget", bad, auth)
+        assert (status, out["error"]["code"]) == (422, "validation_failed")
 
 
 def test_invoice_json_csv_and_not_found(api):
@@ -97,6 +118,10 @@ def test_calendar_earliest_start_r_biz_1(api):
     assert (status, out["error"]["code"]) == (422, "naive_datetime")
     status, out = api.call("GET", "/calendar/earliest-start?product=fax&submitted_at=2026-11-20T16:59:00%2B09:00")
     assert status == 422
+    for when in ("2099-12-28T10:00:00", "1999-12-28T10:00:00", "9999-12-31T10:00:00", "0001-01-01T00:00:00"):
+        q = f"product=call_plus&calendar=jp_holidays&submitted_at={when}%2B09:00"
+        status, out = api.call("GET", f"/calendar/earliest-start?{q}")
+        assert (status, out["error"]["code"]) == (422, "date_out_of_range"), when
 
 
 def test_patching_the_plan_goes_through_the_plan_history(api):

@@ -11,7 +11,8 @@ from tests.integration.conftest import OPERATOR_KEY, scan_all
 
 
 def account(api):
-    _, body = api.call("POST", "/accounts", {"name": "coop"}, {"Authorization": f"Bearer {OPERATOR_KEY}"})
+    status, body = api.call("POST", "/accounts", {"name": "coop"}, {"Authorization": f"Bearer {OPERATOR_KEY}"})
+    assert status == 201, body
     return body["account_id"], {"Authorization": f"Bearer {body['api_key']}"}
 
 

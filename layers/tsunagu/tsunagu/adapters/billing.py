@@ -101,6 +101,8 @@ class DynamoBillingStore(_Repository):
         n: int,
         limit: int | None,
         campaign: tuple[str, int] | None = None,
+        *,
+        fingerprint: str | None = None,
     ) -> bool:
         """Reserve ``n`` billable recipients; raises ``QuotaExceeded`` past ``limit`` (the month)
         or the campaign's cap. False when ``send_id`` was reserved before (a retried request)."""
@@ -128,6 +130,7 @@ class DynamoBillingStore(_Repository):
             "month": month,
             "n": n,
             "campaign": campaign[0] if campaign else None,
+            "fingerprint": fingerprint,
             "at_ms": at_ms,
         }
         items: list[dict[str, Any]] = [

@@ -539,7 +539,8 @@ def _plan_lines(mp: MonthPlan) -> list[LineItem]:
     return lines
 
 
-def _option_lines(subs: Sequence[Subscription], first: date, last: date) -> list[LineItem]:
+def overlapping_option(subs: Sequence[Subscription]) -> Option | None:
+    """The first option with two subscriptions whose periods overlap, if any."""
     by_option: dict[Option, list[Subscription]] = {}
     for s in subs:
         by_option.setdefault(s.option, []).append(s)
@@ -547,7 +548,13 @@ def _option_lines(subs: Sequence[Subscription], first: date, last: date) -> list
         group.sort(key=lambda s: s.start)
         for a, b in pairwise(group):
             if a.end is None or a.end >= b.start:
-                raise ValueError(f"overlapping {a.option} subscriptions")
+                return a.option
+    return None
+
+
+def _option_lines(subs: Sequence[Subscription], first: date, last: date) -> list[LineItem]:
+    if (overlap := overlapping_option(subs)) is not None:
+        raise ValueError(f"overlapping {overlap} subscriptions")
     lines = []
     for s in sorted(subs, key=lambda s: (list(Option).index(s.option), s.start)):
         if not s.active_in(first, last):

@@ -71,8 +71,8 @@ class BudgetIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    monthly_yen: int | None = Field(default=None, ge=0)
-    monthly_messages: int | None = Field(default=None, ge=0)
+    monthly_yen: int | None = Field(default=None, ge=0, le=10**12)
+    monthly_messages: int | None = Field(default=None, ge=0, le=10**10)
 
 
 class CallsIn(BaseModel):
@@ -186,6 +186,12 @@ def earliest_start(
 
     if submitted_at.tzinfo is None:
         raise ValidationFailed("submitted_at needs a UTC offset (e.g. +09:00)", code="naive_datetime")
+    years = cal.HOLIDAY_YEARS
+    if not years.start <= submitted_at.year < years.stop - 1:  # the start may fall in the next year
+        raise ValidationFailed(
+            f"submitted_at must be in {years.start}-{years.stop - 2} (the holiday tables' range)",
+            code="date_out_of_range",
+        )
     start = cal.earliest_start(product, submitted_at, calendar)
     return {
         "product": product,

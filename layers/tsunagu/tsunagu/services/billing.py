@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,9 +25,17 @@ from typing import Any
 from tsunagu.domain import billing as b
 from tsunagu.domain.usage import BILLABLE_KINDS, JST
 from tsunagu.errors import BadRequest, Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
+from tsunagu.observability import logger
 
 USER_ID_LEN = 33
+MAX_RECIPIENTS = 100_000_000  # one send's reservation; far beyond any account's friends
 RETRY_KEY_WINDOW_MS = 24 * 3_600_000  # LINE keeps a retry key 24 hours (line-platform.md §2.3)
+
+
+def request_fingerprint(kind: str, body: dict[str, Any]) -> str:
+    """What a retry must repeat: the kind and LINE's request body (canonical JSON, SHA-256)."""
+    canonical = json.dumps([kind, body], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def jst_today() -> date:
@@ -64,8 +74,9 @@ def recipients_of(kind: str, body: dict[str, Any], friends: int) -> int:
     if kind == "broadcast":
         return friends  # every friend who has not blocked the account
     if kind == "narrowcast":
-        limit = (body.get("limit") or {}).get("max")
-        if not isinstance(limit, int) or limit < 1:
+        limit_obj = body.get("limit")
+        limit = limit_obj.get("max") if isinstance(limit_obj, dict) else None
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_RECIPIENTS:
             raise ValidationFailed(
                 "narrowcast through tsunagu needs limit.max (the reservation is made for it)", code="narrowcast_limit"
             )
@@ -118,12 +129,26 @@ class BillingService:
         }
 
     def add_option(self, account_id: str, option: str, start: date, end: date | None, yearly: bool) -> dict[str, Any]:
-        try:
-            sub = b.Subscription(
-                b.Option(option), start, end, yearly, first_use=not self._used_before(account_id, option)
+        """Record a subscription (R-PLAN-4, R-PLAN-5). The same option and start again is the same
+        subscription (e.g. its end set for a cancellation): its first-use flag, and with it the
+        initial fee, is kept."""
+        today = self.today()
+        if start < today.replace(day=1):
+            raise ValidationFailed(
+                "an option cannot start before this month (earlier months are invoiced)", code="option_start_past"
             )
+        if start > today + timedelta(days=2 * 366) or (end is not None and end > start + timedelta(days=10 * 366)):
+            raise ValidationFailed("start within 2 years, end within 10 years of it", code="option_date_range")
+        records = self.store.options(account_id)
+        same = next((o for o in records if o["option"] == option and o["start"] == start.isoformat()), None)
+        first_use = bool(same["first_use"]) if same else not any(o["option"] == option for o in records)
+        try:
+            sub = b.Subscription(b.Option(option), start, end, yearly, first_use=first_use)
         except ValueError as e:
             raise ValidationFailed(str(e), code="invalid_option") from None
+        others = [s for s in self._subscriptions(records) if (s.option, s.start) != (sub.option, sub.start)]
+        if b.overlapping_option([*others, sub]) is not None:
+            raise Conflict(f"this {option} subscription overlaps one already recorded", code="option_overlaps")
         doc = {
             "option": str(sub.option),
             "start": start.isoformat(),
@@ -134,10 +159,7 @@ class BillingService:
         self.store.put_option(account_id, doc)
         return doc
 
-    def _used_before(self, account_id: str, option: str) -> bool:
-        return any(o["option"] == option for o in self.store.options(account_id))
-
-    def _subscriptions(self, account_id: str) -> list[b.Subscription]:
+    def _subscriptions(self, records: list[dict[str, Any]]) -> list[b.Subscription]:
         return [
             b.Subscription(
                 b.Option(o["option"]),
@@ -146,7 +168,7 @@ class BillingService:
                 bool(o.get("yearly")),
                 bool(o.get("first_use", True)),
             )
-            for o in self.store.options(account_id)
+            for o in records
         ]
 
     def set_budget(self, account_id: str, yen: int | None, messages: int | None) -> dict[str, Any]:
@@ -155,7 +177,11 @@ class BillingService:
         return {"budget_yen": yen, "budget_messages": messages}
 
     def record_calls(self, account_id: str, call_id: str, minutes: int) -> dict[str, Any]:
-        month = self.today().strftime("%Y-%m")
+        today = self.today()
+        subs = self._subscriptions(self.store.options(account_id))
+        if not any(s.option is b.Option.CALL_PLUS and s.active_in(today, today) for s in subs):
+            raise Conflict("calls are billed under Call Plus: record its subscription first", code="call_plus_inactive")
+        month = today.strftime("%Y-%m")
         recorded = self.store.record_calls(account_id, call_id, minutes, month)
         return {
             "call_id": call_id,
@@ -179,14 +205,42 @@ class BillingService:
             limits.append(
                 (fc.allowance + affordable(Decimal(int(settings["budget_yen"]))), "the monthly budget in yen")
             )
-        if not limits:
-            return None, "no cap"
+        # Beyond the last list-price tier a contract price applies (R-PLAN-2): tsunagu cannot
+        # price it, so it does not send it.
+        limits.append((fc.allowance + b.LIST_PRICE_LIMIT, "the list price's last tier (beyond it, a contract price)"))
         return min(limits)
+
+    def _reserve(
+        self,
+        account_id: str,
+        retry_key: str,
+        day: date,
+        n: int,
+        campaign: tuple[str, int] | None,
+        fingerprint: str,
+    ) -> bool:
+        """Reserve ``n`` against the month's cap (and the campaign's); False when the retry key
+        holds a reservation already."""
+        from tsunagu.adapters.billing import QuotaExceeded
+
+        limit, why = self.month_limit(account_id, day)
+        try:
+            return bool(
+                self.store.reserve(
+                    account_id, retry_key, day.strftime("%Y-%m"), n, limit, campaign, fingerprint=fingerprint
+                )
+            )
+        except QuotaExceeded as e:
+            scope = "this campaign's cap" if e.which == "campaign" else why
+            raise QuotaRefused(
+                f"sending to {n} would pass {scope}: {e.left} message(s) left this month; nothing was sent",
+                code="quota_exceeded",
+                details=[{"requested": n, "left": e.left, "limit": e.which}],
+            ) from None
 
     def send(
         self, account_id: str, kind: str, body: dict[str, Any], retry_key: str, campaign: tuple[str, int] | None
     ) -> dict[str, Any]:
-        from tsunagu.adapters.billing import QuotaExceeded
         from tsunagu.adapters.line_api import LineApiError, LineRefused
 
         n = recipients_of(kind, body, int(self.friends.counts(account_id).get("friends", 0)))
@@ -197,20 +251,24 @@ class BillingService:
             )
         day = self.today()
         month = day.strftime("%Y-%m")
-        limit, why = self.month_limit(account_id, day)
-        try:
-            fresh = self.store.reserve(account_id, retry_key, month, n, limit, campaign)
-        except QuotaExceeded as e:
-            scope = "this campaign's cap" if e.which == "campaign" else why
-            raise QuotaRefused(
-                f"sending to {n} would pass {scope}: {e.left} message(s) left this month; nothing was sent",
-                code="quota_exceeded",
-                details=[{"requested": n, "left": e.left, "limit": e.which}],
-            ) from None
+        fingerprint = request_fingerprint(kind, body)
+        fresh = self._reserve(account_id, retry_key, day, n, campaign, fingerprint)
         if not fresh:
             existing = self.store.reservation(account_id, retry_key) or {}
+            if existing.get("fingerprint", fingerprint) != fingerprint:
+                raise Conflict(
+                    "this retry key was used for a different request; a retry must repeat it exactly",
+                    code="retry_key_reused",
+                )
             if existing.get("state") == "committed":
                 return {"send_id": retry_key, "kind": kind, "recipients": int(existing["n"]), "status": "already_sent"}
+            if existing.get("month") not in (None, month):
+                # Reserved in a month that has ended and never confirmed by LINE: what goes out now
+                # is this month's message, so it is reserved (and capped) again here.
+                self.store.release(account_id, retry_key)
+                self._reserve(account_id, retry_key, day, n, campaign, fingerprint)
+            else:
+                n = int(existing.get("n", n))  # counted as reserved (a broadcast's friends may have changed)
         try:
             outcome = self.line.send(token, kind, body, retry_key)
         except LineRefused as e:
@@ -246,10 +304,12 @@ class BillingService:
                 month,
                 hist,
                 billable,
-                options=self._subscriptions(account_id),
+                options=self._subscriptions(self.store.options(account_id)),
                 call_minutes=int(totals.get("call_minutes", 0)),
             )
         except ValueError:
+            return {**out, "plan": None}
+        if inv.plan.final_plan is None:  # a month before the account's plan started
             return {**out, "plan": None}
         limit, why = self.month_limit(account_id, day) if month == day.strftime("%Y-%m") else (None, "")
         out.update(
@@ -310,7 +370,11 @@ class BillingService:
         closed months goes on this one as an adjustment. Re-running changes nothing."""
         results: dict[str, str] = {}
         for aid in account_ids if account_ids is not None else self.accounts.list_ids():
-            results[aid] = self._close(aid, month)
+            try:
+                results[aid] = self._close(aid, month)
+            except Exception:  # one account's bad data must not stop every other account's invoice
+                logger.exception("invoice close failed", extra={"account_id": aid, "month": month})
+                results[aid] = "failed"
         return results
 
     def _close(self, account_id: str, month: str) -> str:
@@ -326,7 +390,7 @@ class BillingService:
             month,
             hist,
             billable_total(totals),
-            options=self._subscriptions(account_id),
+            options=self._subscriptions(self.store.options(account_id)),
             call_minutes=int(totals.get("call_minutes", 0)),
             adjustments=adjustments,
         )
