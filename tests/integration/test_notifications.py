@@ -383,3 +383,93 @@ def test_no_raw_phone_number_at_rest(api, stack, sender, line):
     dump = json.dumps(scan_all(stack), ensure_ascii=False)
     for raw in ("9012345678", "8011112222", "812345678", "+819012345678", line_hash("+819012345678")):
         assert raw not in dump
+
+
+# ----------------------------------------------------------------------------- found in review
+def test_numbers_in_template_content_round_trip_exactly(api, stack, sender, line):
+    """A location's float and a flex box's integer come back to LINE as they were approved
+    (DynamoDB would hand them back as Decimal, and refuses floats)."""
+    aid, auth = account(api, notification_routing="always_notification")
+    content = {
+        "messages": [
+            {"type": "text", "text": "{{name}}様、店舗はこちらです。"},
+            {"type": "location", "title": "本店", "address": "東京都", "latitude": 35.681236, "longitude": 139.767125},
+        ]
+    }
+    tid = approved_template(api, aid, auth, content=content)
+    status, t = api.call("PATCH", f"/accounts/{aid}/notification-templates/{tid}", {"name": "renamed"}, auth)
+    assert (status, t["status"], t["content"]) == (200, "approved", content)  # a new name keeps its review
+    _, (msg,) = submit(
+        api, stack, aid, auth, tid, [{"reference": "r-1", "phone": "09012345678", "parameters": {"name": "山田"}}]
+    )
+    assert sender.send(msg) == "sent"
+    sent = line.calls[0][1]["messages"][1]
+    assert (sent["latitude"], sent["longitude"]) == (35.681236, 139.767125) and type(sent["latitude"]) is float
+
+
+def test_letters_in_a_number_are_refused_never_read_as_a_keypad(api, stack):
+    aid, auth = account(api)
+    tid = approved_template(api, aid, auth)
+    items = [item("k-1", phone="090-1234-ABCD"), item("k-2", phone="090CALLNOW1"), item("k-3")]
+    status, out = api.call("POST", f"/accounts/{aid}/notifications", {"template_id": tid, "items": items}, auth)
+    assert status == 202 and out["accepted"] == 1
+    assert [(r["reference"], r["code"]) for r in out["refused"]] == [("k-1", "invalid_phone"), ("k-2", "invalid_phone")]
+
+
+def test_unstorable_or_oversized_input_is_refused_cleanly(api, stack):
+    aid, auth = account(api)
+    tid = approved_template(api, aid, auth)
+    before = len(scan_all(stack))
+    # A lone surrogate anywhere in the body: refused before anything is written.
+    bad = {"template_id": tid, "items": [item("s-1"), item("s-2", name="\ud800")]}
+    status, out = api.call("POST", f"/accounts/{aid}/notifications", bad, auth)
+    assert (status, out["error"]["code"]) == (422, "invalid_text")
+    status, out = api.call("POST", f"/accounts/{aid}/notifications", raw=b"[" * 100_000 + b"]" * 100_000, headers=auth)
+    assert (status, out["error"]["code"]) == (400, "invalid_json")
+    assert len(scan_all(stack)) == before
+    # A junk reference is refused without being echoed back or stored; the good item goes on.
+    items = [item("ok-1"), {"reference": "x" * 500_000, "phone": "09012345678"}, item("p-1", **{"x" * 40: "v"})]
+    status, out = api.call("POST", f"/accounts/{aid}/notifications", {"template_id": tid, "items": items}, auth)
+    assert status == 202 and out["accepted"] == 1
+    assert [(r["reference"], r["code"]) for r in out["refused"]] == [
+        (None, "invalid_reference"),
+        ("p-1", "invalid_parameters"),
+    ]
+    status, r = api.call("GET", f"/accounts/{aid}/notifications/{out['batch_id']}", headers=auth)
+    assert (status, r["accepted"], [x["code"] for x in r["refusals"]]) == (
+        200,
+        1,
+        ["invalid_reference", "invalid_parameters"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        ({"messages": [{"type": ["text"]}]}, "flexible"),
+        ({"messages": [{"type": {"t": 1}}]}, "flexible"),
+        ({"template_key": "shipment_completed_ja\n", "body": {}}, "template"),
+        ({"template_key": "k", "body": {"emphasizedItem": {"itemKey": "a\n", "content": "x"}}}, "template"),
+        ({"template_key": "k", "body": {"emphasizedItem": {"itemKey": "a", "content": "x" * 16}}}, "template"),
+        ({"template_key": "k", "body": {"items": [{"itemKey": "a", "content": "x" * 301}]}}, "template"),
+    ],
+)
+def test_template_shapes_line_would_refuse_are_422(api, stack, content, kind):
+    aid, auth = account(api)
+    body = {"name": "t", "kind": kind, "content": content}
+    status, out = api.call("POST", f"/accounts/{aid}/notification-templates", body, auth)
+    assert status == 422 and out["error"]["code"] != "internal_error", out
+
+
+def test_a_filled_button_url_past_1000_characters_is_refused_per_item(api, stack):
+    aid, auth = account(api)
+    url = "https://example.com/" + "p" * 970 + "{{id}}"
+    content = {"template_key": "shipment_completed_ja", "body": {"buttons": [{"buttonKey": "track", "url": url}]}}
+    tid = approved_template(api, aid, auth, content=content, kind="template")
+    items = [
+        {"reference": "b-1", "phone": "09012345678", "parameters": {"id": "1"}},
+        {"reference": "b-2", "phone": "09012345679", "parameters": {"id": "9" * 300}},
+    ]
+    status, out = api.call("POST", f"/accounts/{aid}/notifications", {"template_id": tid, "items": items}, auth)
+    assert status == 202 and out["accepted"] == 1
+    assert [(r["reference"], r["code"]) for r in out["refused"]] == [("b-2", "parameter_too_long")]

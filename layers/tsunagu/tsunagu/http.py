@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
+from tsunagu.domain.text import json_has_lone_surrogate
 from tsunagu.errors import DomainError
 from tsunagu.observability import logger
 
@@ -39,8 +40,19 @@ def _not_json(app: APIGatewayHttpResolver) -> bool:
     return bool(event.body) and bool(ctype) and not ctype.endswith("json")
 
 
+def _refuse_unstorable_text(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
+    """Before any route runs: a body with a lone surrogate is refused (nothing written)."""
+    body = app.current_event.decoded_body
+    if isinstance(body, str) and json_has_lone_surrogate(body):
+        return error_response(
+            422, "invalid_text", "the body holds a lone UTF-16 surrogate (\\ud800-\\udfff); send valid Unicode text"
+        )
+    return next_middleware(app)
+
+
 def build_resolver() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
+    app.use(middlewares=[_refuse_unstorable_text])
 
     @app.exception_handler(DomainError)  # type: ignore[untyped-decorator]
     def _domain(e: DomainError) -> Response[str]:
@@ -59,6 +71,10 @@ def build_resolver() -> APIGatewayHttpResolver:
     @app.not_found
     def _not_found(_: NotFoundError) -> Response[str]:
         return error_response(404, "route_not_found", "no such route")
+
+    @app.exception_handler(RecursionError)  # type: ignore[untyped-decorator]
+    def _too_deep(_: RecursionError) -> Response[str]:
+        return error_response(400, "invalid_json", "request body is nested too deeply")
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _unexpected(e: Exception) -> Response[str]:

@@ -7,6 +7,7 @@ lease expires. The usage ledger entry of a send is written in the same transacti
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from datetime import UTC, datetime
@@ -35,6 +36,24 @@ def _cancelled_first(e: ClientError) -> bool:
     return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
 
 
+def _encode(item: dict[str, Any]) -> dict[str, Any]:
+    """A template's LINE content is stored as JSON text: DynamoDB would turn its numbers into
+    Decimal (and refuse floats), and LINE must get back exactly what was approved."""
+    if "content" not in item:
+        return item
+    out = {k: v for k, v in item.items() if k != "content"}
+    out["content_json"] = json.dumps(item["content"], ensure_ascii=False, separators=(",", ":"))
+    return out
+
+
+def _decode(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    if item is None or "content_json" not in item:
+        return item
+    out = {k: v for k, v in item.items() if k != "content_json"}
+    out["content"] = json.loads(item["content_json"])
+    return out
+
+
 class DynamoNotificationStore(_Repository):
     def __init__(self, table: str, shards: int = DEFAULT_SHARDS):
         self.table = table
@@ -43,16 +62,19 @@ class DynamoNotificationStore(_Repository):
     # ------------------------------------------------------------------ templates
     def put_template(self, account_id: str, tpl: dict[str, Any], expected_version: int | None = None) -> bool:
         """Create (``expected_version`` None) or replace a template; False on a lost race."""
-        item = {**keys.notification_template(account_id, tpl["template_id"]), "entity": "notification_template", **tpl}
+        item = _encode(
+            {**keys.notification_template(account_id, tpl["template_id"]), "entity": "notification_template", **tpl}
+        )
         if expected_version is None:
             return self._put_if(item, "attribute_not_exists(PK)")
         return self._put_if(item, "version = :v", {":v": expected_version})
 
     def template(self, account_id: str, template_id: str) -> dict[str, Any] | None:
-        return self._get(keys.notification_template(account_id, template_id))
+        return _decode(self._get(keys.notification_template(account_id, template_id)))
 
     def templates(self, account_id: str) -> list[dict[str, Any]]:
-        return self._query_prefix(keys.account_partition(account_id), keys.NTEMPLATE_SK_PREFIX)
+        rows = self._query_prefix(keys.account_partition(account_id), keys.NTEMPLATE_SK_PREFIX)
+        return [t for t in map(_decode, rows) if t is not None]
 
     def _query_prefix(
         self, pk: str, prefix: str, limit: int = 1000, newest_first: bool = False
@@ -75,13 +97,14 @@ class DynamoNotificationStore(_Repository):
     # ------------------------------------------------------------------ batches
     def put_batch(self, account_id: str, batch: dict[str, Any]) -> None:
         item = {**keys.notification_batch(account_id, batch["batch_id"]), "entity": "notification_batch", **batch}
-        self.db.put_item(TableName=self.table, Item=to_item(item))
+        self.db.put_item(TableName=self.table, Item=to_item(_encode(item)))
 
     def batch(self, account_id: str, batch_id: str) -> dict[str, Any] | None:
-        return self._get(keys.notification_batch(account_id, batch_id))
+        return _decode(self._get(keys.notification_batch(account_id, batch_id)))
 
     def batches(self, account_id: str, limit: int) -> list[dict[str, Any]]:
-        return self._query_prefix(keys.account_partition(account_id), keys.NBATCH_SK_PREFIX, limit, newest_first=True)
+        rows = self._query_prefix(keys.account_partition(account_id), keys.NBATCH_SK_PREFIX, limit, newest_first=True)
+        return [b for b in map(_decode, rows) if b is not None]
 
     def batch_notifications(self, account_id: str, batch_id: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -50,6 +50,9 @@ APPROVED = "approved"
 REFUSED_MESSAGE_TYPES = frozenset({"image", "video", "audio", "imagemap"})
 MESSAGE_TYPES = frozenset({"text", "flex", "sticker", "template", "location", *REFUSED_MESSAGE_TYPES})
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z][a-z0-9_]{0,31})\s*\}\}")
+PARAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # what a placeholder can name
+# Emphasised items are at most 15 characters, items 300, button URLs 1000 (line-platform.md 4.2).
+EMPHASIZED_LIMIT, ITEM_LIMIT, BUTTON_URL_LIMIT = 15, 300, 1000
 TEMPLATE_KEY = re.compile(r"^[a-z0-9_]{1,100}$")
 ITEM_KEY = re.compile(r"^[a-z0-9_]{1,100}$")
 MAX_JSON_BYTES = 30_000
@@ -150,7 +153,7 @@ def _check_flexible(content: Mapping[str, Any]) -> None:
         raise TemplateInvalid("message_count", "a flexible template holds 1 to 5 message objects")
     for i, m in enumerate(messages):
         kind = m.get("type") if isinstance(m, Mapping) else None
-        if kind not in MESSAGE_TYPES:
+        if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
             raise TemplateInvalid("message_type", f"messages[{i}]: unknown message type")
         if kind in REFUSED_MESSAGE_TYPES:
             raise TemplateInvalid("message_type", f"messages[{i}]: {kind} is not allowed in notification messages")
@@ -163,7 +166,7 @@ def _check_flexible(content: Mapping[str, Any]) -> None:
 def _check_templated(content: Mapping[str, Any]) -> None:
     if set(content) - {"template_key", "body"}:
         raise TemplateInvalid("template_fields", "a template has only 'template_key' and 'body'")
-    if not isinstance(content.get("template_key"), str) or not TEMPLATE_KEY.match(content["template_key"]):
+    if not isinstance(content.get("template_key"), str) or not TEMPLATE_KEY.fullmatch(content["template_key"]):
         raise TemplateInvalid("template_key", "template_key must be LINE's key, e.g. shipment_completed_ja")
     body = content.get("body") or {}
     if not isinstance(body, Mapping) or set(body) - {"emphasizedItem", "items", "buttons"}:
@@ -171,27 +174,27 @@ def _check_templated(content: Mapping[str, Any]) -> None:
     keys: list[str] = []
     emphasized = body.get("emphasizedItem")
     if emphasized is not None:
-        keys.append(_item(emphasized, "emphasizedItem", "itemKey"))
+        keys.append(_item(emphasized, "emphasizedItem", "itemKey", limit=EMPHASIZED_LIMIT))
     items = body.get("items") or []
     if not isinstance(items, list) or len(items) > 15:
         raise TemplateInvalid("template_items", "at most 15 items")
-    keys += [_item(it, f"items[{i}]", "itemKey") for i, it in enumerate(items)]
+    keys += [_item(it, f"items[{i}]", "itemKey", limit=ITEM_LIMIT) for i, it in enumerate(items)]
     if len(keys) != len(set(keys)):
         raise TemplateInvalid("template_items", "an itemKey may appear only once")
     buttons = body.get("buttons") or []
     if not isinstance(buttons, list) or len(buttons) > 2:
         raise TemplateInvalid("template_buttons", "at most 2 buttons")
     for i, b in enumerate(buttons):
-        _item(b, f"buttons[{i}]", "buttonKey", value="url", limit=1000)
+        _item(b, f"buttons[{i}]", "buttonKey", value="url", limit=BUTTON_URL_LIMIT)
 
 
 def _item(it: Any, where: str, key_field: str, value: str = "content", limit: int = 0) -> str:
     if not isinstance(it, Mapping) or set(it) != {key_field, value}:
         raise TemplateInvalid("template_items", f"{where}: needs exactly {key_field} and {value}")
     key, text = it[key_field], it[value]
-    if not isinstance(key, str) or not ITEM_KEY.match(key) or not isinstance(text, str) or not text:
+    if not isinstance(key, str) or not ITEM_KEY.fullmatch(key) or not isinstance(text, str) or not text:
         raise TemplateInvalid("template_items", f"{where}: {key_field} and {value} must be non-empty strings")
-    if limit and len(text) > limit:
+    if limit and len(PLACEHOLDER.sub("", text)) > limit:  # its fixed text alone; filled, it is checked again
         raise TemplateInvalid("template_items", f"{where}: {value} is at most {limit} characters")
     return key
 
@@ -200,10 +203,6 @@ def content_digest(kind: str, content: Mapping[str, Any]) -> str:
     """Identity of a template's content: any change sends it back to review (R-PNP-3)."""
     canonical = json.dumps({"kind": kind, "content": content}, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-# Emphasised items are at most 15 characters, items 300 (line-platform.md 4.2).
-EMPHASIZED_LIMIT, ITEM_LIMIT = 15, 300
 
 
 def render(kind: str, content: Mapping[str, Any], params: Mapping[str, str]) -> dict[str, Any]:
@@ -235,6 +234,8 @@ def render(kind: str, content: Mapping[str, Any], params: Mapping[str, str]) -> 
         raise ItemRefused("parameter_too_long", f"the emphasized item is at most {EMPHASIZED_LIMIT} characters")
     if any(len(it["content"]) > ITEM_LIMIT for it in body.get("items", [])):
         raise ItemRefused("parameter_too_long", f"a template item is at most {ITEM_LIMIT} characters")
+    if any(len(b["url"]) > BUTTON_URL_LIMIT for b in body.get("buttons", [])):
+        raise ItemRefused("parameter_too_long", f"a button URL is at most {BUTTON_URL_LIMIT} characters")
     out: dict[str, Any] = {"templateKey": content["template_key"]}
     if body:
         out["body"] = body
@@ -296,13 +297,16 @@ def accept_item(
     if not isinstance(item, Mapping):
         raise ItemRefused("invalid_reference", "each item is an object with phone, reference, parameters")
     reference = item.get("reference")
-    if not isinstance(reference, str) or not REFERENCE.match(reference):
+    if not isinstance(reference, str) or not REFERENCE.fullmatch(reference):
         raise ItemRefused("invalid_reference")
     params = item.get("parameters") or {}
     if (
         not isinstance(params, Mapping)
         or len(params) > 50
-        or not all(isinstance(k, str) and isinstance(v, str) and len(v) <= MAX_PARAM_CHARS for k, v in params.items())
+        or not all(
+            isinstance(k, str) and PARAM_NAME.fullmatch(k) and isinstance(v, str) and len(v) <= MAX_PARAM_CHARS
+            for k, v in params.items()
+        )
     ):
         raise ItemRefused("invalid_parameters")
     phone = item.get("phone")

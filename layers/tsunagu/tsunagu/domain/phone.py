@@ -63,6 +63,10 @@ def _jp_valid(nsn: str) -> bool:
 def to_e164(raw: str, region: str = "JP") -> str | None:
     """The E.164 form of ``raw`` read in ``region``, or None when it is not a valid number."""
     text = raw if raw.isascii() else unicodedata.normalize("NFKC", raw)
+    if any(ch.isalpha() for ch in text):
+        # phonenumbers reads letters as a keypad ("090-1234-ABCD" -> ...2223): a typo or a
+        # vanity number would reach a stranger, so letters are refused, never converted.
+        return None
     if region == "JP":
         m = _MOBILE_EXPRESS.fullmatch(text)
         if m is not None:

@@ -209,8 +209,9 @@ class NotificationBatches:
             try:
                 item = n.accept_item(account_id, index, raw, countries, t["kind"], t["content"])
             except n.ItemRefused as e:
-                ref = raw.get("reference") if isinstance(raw, dict) and isinstance(raw.get("reference"), str) else None
-                refused.append({"index": index, "reference": ref, "code": e.code, "message": e.message})
+                ref = raw.get("reference") if isinstance(raw, dict) else None
+                ref = ref if isinstance(ref, str) and n.REFERENCE.fullmatch(ref) else None  # never echo junk
+                refused.append({"index": index, "reference": ref, "code": e.code, "message": e.message[:200]})
                 continue
             if item.tag in seen:
                 duplicates.append({"index": index, "reference": item.reference, "batch_id": batch_id})
@@ -233,7 +234,8 @@ class NotificationBatches:
         batch.update(
             status="queued",
             accepted=accepted,
-            refused=refused,
+            # codes only: 1,000 refusals with their messages could pass DynamoDB's 400 KB item
+            refused=[{k: r[k] for k in ("index", "reference", "code")} for r in refused],
             duplicates=duplicates,
         )
         self.store.put_batch(account_id, batch)

@@ -1,0 +1,34 @@
+"""Text that cannot be stored: JSON may carry a lone UTF-16 surrogate (``"\\ud800"``), which
+Python decodes into a ``str`` that no UTF-8 encoder (DynamoDB, hashing, SQS) accepts. Requests
+holding one are refused before anything is written."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+# Surrogates only reach a JSON text as \u escapes (UTF-8 cannot encode them): a cheap pre-check.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """True when a decoded JSON value holds a string with an unpaired surrogate (a pair in the
+    JSON text decodes to one character, so any surrogate left in a ``str`` is lone)."""
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(has_lone_surrogate(k) or has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_lone_surrogate(v) for v in value)
+    return False
+
+
+def json_has_lone_surrogate(raw: str) -> bool:
+    """The same for a JSON text; False for text that is not JSON (its parser reports that)."""
+    if not _SURROGATE_ESCAPE.search(raw):
+        return False
+    try:
+        return has_lone_surrogate(json.loads(raw))
+    except (ValueError, RecursionError):
+        return False
