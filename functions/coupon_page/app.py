@@ -73,7 +73,8 @@ def _login(account_id: str, base: str, coupon_id: str) -> dict[str, Any]:
 def _callback(account_id: str, base: str, q: dict[str, str], cookies: dict[str, str]) -> dict[str, Any]:
     state, _, rest = cookies.get(LOGIN, "").partition(".")
     nonce, _, coupon_id = rest.partition(".")
-    if not state or not secrets.compare_digest(state, q.get("state", "")) or not COUPON_RE.match(coupon_id):
+    state_ok = bool(state) and secrets.compare_digest(state.encode(), q.get("state", "").encode())
+    if not state_ok or not COUPON_RE.fullmatch(coupon_id):
         metrics.add_metric(name="CouponLoginRefused_state", unit="Count", value=1)
         return _html(
             400, message_page("ログインできません", "もう一度LINEからクーポンを開いてください。", "login_state")
@@ -104,7 +105,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                     401, message_page("ログインできません", "LINEログインが完了しませんでした。", "login_cancelled")
                 )
             return _callback(account_id, base, q, cookies)
-        if not COUPON_RE.match(coupon_id):
+        if not COUPON_RE.fullmatch(coupon_id):
             raise NotFound("クーポンが見つかりません。", code="coupon_not_found")
         try:
             user = page.member(account_id, cookies.get(SESSION, ""), now)

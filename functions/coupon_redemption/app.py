@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from tsunagu import wiring
+from tsunagu.domain.text import has_lone_surrogate
 from tsunagu.errors import DomainError
 from tsunagu.observability import logger, metrics, tracer
 
@@ -36,8 +37,12 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raw = event.get("body") or ""
         try:
             doc = json.loads(base64.b64decode(raw) if event.get("isBase64Encoded") else raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return _response(400, {"error": {"code": "invalid_json", "message": "request body is not valid JSON"}})
+        if has_lone_surrogate(doc):
+            return _response(
+                422, {"error": {"code": "invalid_text", "message": "the body holds a lone UTF-16 surrogate"}}
+            )
         result = redemptions.redeem(account_id, doc)
     except DomainError as e:
         metrics.add_metric(name=f"RedemptionRefused_{e.code}", unit="Count", value=1)

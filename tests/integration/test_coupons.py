@@ -111,6 +111,13 @@ def test_coupon_is_created_listed_read_and_changed(api):
         ({"valid_from": "2026-01-01T00:00:00+09:00"}, "validation_failed"),  # both kinds of validity
         ({"discount_everything": True}, "validation_failed"),
         ({"lottery": {"probability_percent": 100}}, "validation_failed"),
+        ({"valid_days": {"first": "2020-01-01", "last": "9999-12-31"}}, "validation_failed"),
+        (
+            {"valid_days": None, "valid_from": "0001-01-01T00:00:00+05:00", "valid_until": "2027-01-01T00:00:00"},
+            "validation_failed",
+        ),
+        ({"voidable": True, "void_until": "9999-12-31T23:00:00-05:00"}, "validation_failed"),
+        ({"title": "\ud800"}, "validation_failed"),  # a lone surrogate: pydantic refuses it in a str field
     ],
 )
 def test_bad_coupon_is_refused_with_a_stable_code_and_nothing_stored(api, stack, body, code):
@@ -458,6 +465,20 @@ def test_report_per_coupon_store_and_day_as_json_and_csv(api):
             422,
             "invalid_redemption",
         ),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "invalid_json"),
+        (
+            json.dumps(
+                {
+                    "store_id": "S1",
+                    "register_id": "R1",
+                    "code": "1234",
+                    "idempotency_key": "k" * 16,
+                    "lines": [{"item_code": "\ud800", "quantity": 1, "unit_price": 198}],
+                }
+            ).encode(),
+            422,
+            "invalid_text",
+        ),
     ],
 )
 def test_bad_redemption_input_is_4xx_with_a_stable_code_and_writes_nothing(api, stack, raw, status, code):
@@ -583,3 +604,28 @@ def test_a_grant_by_message_tells_the_new_holders_through_a_metered_multicast(ap
     status, out = api.call("POST", f"/accounts/{aid}/coupons/{cid}/grants", req, auth)
     assert out["message"] == {"sent_to": 0, "errors": []} and len(sent) == 1
     assert svc.usage(aid)["by_kind"] == {"multicast_messages": 2}
+
+
+def test_a_patch_cannot_null_what_a_coupon_needs_and_extreme_dates_are_422(api):
+    aid, auth = account(api)
+    cid = coupon(api, aid, auth)
+    for change in ({"status": None}, {"title": None}, {"voidable": None}, {"grant_on_follow": None}):
+        status, out = api.call("PATCH", f"/accounts/{aid}/coupons/{cid}", change, auth)
+        assert (status, out["error"]["code"]) == (422, "validation_failed"), change
+    status, out = api.call(
+        "PATCH", f"/accounts/{aid}/coupons/{cid}", {"valid_until": "9999-12-31T23:00:00-05:00"}, auth
+    )
+    assert (status, out["error"]["code"]) == (422, "validation_failed")
+    status, got = api.call("GET", f"/accounts/{aid}/coupons/{cid}", headers=auth)
+    assert (status, got["status"], got["title"], got["version"]) == (200, "active", "牛乳30円引き", 1)
+    status, out = api.call("GET", f"/accounts/{aid}/redemptions/report?until=0001-01-01", headers=auth)
+    assert (status, out["error"]["code"]) == (422, "invalid_date")
+
+
+def test_the_login_callback_refuses_odd_state_and_coupon_ids(api):
+    aid, _ = login_account(api)
+    cookie = {"Cookie": "tsunagu_coupon_login=abc"}
+    status, _ = api.call("GET", f"/coupon/{aid}?code=abc&state=%E3%81%82", headers=cookie)
+    assert 400 <= status < 500
+    status, _ = api.call("GET", f"/coupon/{aid}?c=cpn_0123456789abcdef%0A")
+    assert 400 <= status < 500

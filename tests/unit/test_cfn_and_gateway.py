@@ -79,3 +79,10 @@ def test_v2_event_carries_path_params_and_base64_for_binary_bodies():
 def test_v2_responses_map_to_http():
     assert to_http({"statusCode": 201, "headers": {"X-A": "1"}, "body": "ok"}) == (201, {"x-a": "1"}, b"ok")
     assert to_http({"a": 1})[0] == 200
+
+
+def test_the_tracer_never_copies_responses_or_errors_into_traces():
+    """Responses hold API keys, ID-token cookies and live coupon codes."""
+    env = load_template(TEMPLATE)["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    assert env["POWERTOOLS_TRACER_CAPTURE_ERROR"] == "false"

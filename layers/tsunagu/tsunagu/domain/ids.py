@@ -17,7 +17,7 @@ def new_account_id() -> str:
 
 
 def is_account_id(value: str) -> bool:
-    return bool(ACCOUNT_ID_RE.match(value))
+    return bool(ACCOUNT_ID_RE.fullmatch(value))
 
 
 def new_api_key(account_id: str) -> str:
@@ -31,7 +31,7 @@ def hash_api_key(api_key: str) -> str:
 
 
 def api_key_account(api_key: str) -> str | None:
-    m = API_KEY_RE.match(api_key)
+    m = API_KEY_RE.fullmatch(api_key)
     return m.group(1) if m else None
 
 

@@ -89,7 +89,7 @@ EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$")
 
 def normalize_email(raw: str) -> str:
     s = unicodedata.normalize("NFKC", raw).strip().lower()
-    if not EMAIL_RE.match(s):
+    if not EMAIL_RE.fullmatch(s):
         raise refuse("email_format")
     return s
 
@@ -108,14 +108,14 @@ def parse_birth_date(raw: str) -> str:
 
 def parse_member_number(raw: str) -> str:
     s = unicodedata.normalize("NFKC", raw).strip().upper()
-    if not MEMBER_NUMBER_RE.match(s):
+    if not MEMBER_NUMBER_RE.fullmatch(s):
         raise refuse("member_number_format")
     return s
 
 
 def parse_usage_code(raw: str) -> str:
     s = re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", raw))
-    if not USAGE_CODE_RE.match(s):
+    if not USAGE_CODE_RE.fullmatch(s):
         raise refuse("usage_code_format")
     return s
 

@@ -146,6 +146,6 @@ def redacted_for_storage(event: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("link"), dict) and "nonce" in out["link"]:
         out["link"] = {**out["link"], "nonce": "[redacted]"}
     delivery = out.get("delivery")
-    if isinstance(delivery, dict) and SHA256_HEX.match(str(delivery.get("data", ""))):
+    if isinstance(delivery, dict) and SHA256_HEX.fullmatch(str(delivery.get("data", ""))):
         out["delivery"] = {**delivery, "data": "[hashed phone number redacted]"}
     return out

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from tsunagu import wiring
 from tsunagu.config import get_settings
@@ -24,6 +24,16 @@ CouponId = Annotated[str, Path(pattern=r"^cpn_[0-9a-f]{16}$")]
 RedemptionId = Annotated[str, Path(pattern=r"^rdm_[0-9a-f]{20}$")]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 UserId = Annotated[str, StringConstraints(pattern=r"^U[0-9a-f]{32}$")]
+
+
+def _sane_year(value: Any) -> Any:
+    if not 2000 <= value.year <= 2199:
+        raise ValueError("dates must fall in the years 2000-2199")
+    return value
+
+
+Moment = Annotated[datetime, AfterValidator(_sane_year)]
+Day = Annotated[date, AfterValidator(_sane_year)]
 
 
 class LotteryIn(BaseModel):
@@ -40,8 +50,8 @@ class ValidDays(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    first: date
-    last: date
+    first: Day
+    last: Day
 
 
 class CouponIn(BaseModel):
@@ -54,8 +64,8 @@ class CouponIn(BaseModel):
     kind: Literal["yen", "percent"]
     amount: int = Field(ge=1, le=1_000_000, description="yen, or 1-100 for percent")
     valid_days: ValidDays | None = None
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: Moment | None = None
+    valid_until: Moment | None = None
     eligible_items: list[Code] = Field(default_factory=list, max_length=500)
     eligible_categories: list[Code] = Field(default_factory=list, max_length=100)
     per_person_limit: int = Field(default=1, ge=1, le=100, description="R-CPN-5: one use per person")
@@ -66,7 +76,7 @@ class CouponIn(BaseModel):
     lottery: LotteryIn | None = None
     voidable: bool = False
     void_within_minutes: int | None = Field(default=None, ge=1, le=525_600)
-    void_until: datetime | None = None
+    void_until: Moment | None = None
     grant_on_follow: bool = Field(default=False, description="grant to every new friend")
     mirror_to_line: bool = Field(default=False, description="also create it on LINE's coupon API")
 
@@ -96,14 +106,21 @@ class CouponChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)] | None = None
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: Moment | None = None
+    valid_until: Moment | None = None
     total_cap: int | None = Field(default=None, ge=1)
     voidable: bool | None = None
     void_within_minutes: int | None = Field(default=None, ge=1, le=525_600)
-    void_until: datetime | None = None
+    void_until: Moment | None = None
     grant_on_follow: bool | None = None
     status: Literal["active", "closed"] | None = None
+
+    @model_validator(mode="after")
+    def _no_null_for_what_cannot_be_removed(self) -> CouponChange:
+        nulled = [k for k in ("title", "status", "grant_on_follow", "voidable") if k in self.model_fields_set]
+        if any(getattr(self, k) is None for k in nulled):
+            raise ValueError("title, status, grant_on_follow and voidable cannot be null; leave them out to keep them")
+        return self
 
     def changes(self) -> dict[str, Any]:
         data = self.model_dump(exclude_unset=True)

@@ -575,7 +575,7 @@ class Redemptions:
         try:
             last = date.fromisoformat(until) if until else _now().astimezone(c.JST).date()
             first = date.fromisoformat(since) if since else last - timedelta(days=30)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValidationFailed("since / until must be dates (YYYY-MM-DD, JST)", code="invalid_date") from None
         if first > last or (last - first).days > 366:
             raise ValidationFailed("since must be on or before until, at most 366 days apart", code="invalid_range")
