@@ -473,3 +473,15 @@ def test_a_filled_button_url_past_1000_characters_is_refused_per_item(api, stack
     status, out = api.call("POST", f"/accounts/{aid}/notifications", {"template_id": tid, "items": items}, auth)
     assert status == 202 and out["accepted"] == 1
     assert [(r["reference"], r["code"]) for r in out["refused"]] == [("b-2", "parameter_too_long")]
+
+
+def test_an_account_that_lost_eligibility_after_the_batch_sends_nothing(api, stack, sender, line):
+    """R-PNP-3 holds at send time too: the account became unverified after the batch was accepted."""
+    aid, auth = account(api)
+    tid = approved_template(api, aid, auth)
+    batch_id, (msg,) = submit(api, stack, aid, auth, tid, [item("e-1")])
+    status, out = api.call("PATCH", f"/accounts/{aid}", {"account_type": "unverified"}, auth)
+    assert status == 200, out
+    assert sender.send(msg) == "failed" and line.calls == []
+    r = report(api, aid, auth, batch_id)
+    assert (r["notifications"][0]["state"], r["notifications"][0]["reason"]) == ("failed", "notification_not_allowed")

@@ -226,7 +226,14 @@ def notification_sender():  # type: ignore[no-untyped-def]
 
     config = SenderConfig(rate_per_second=get_settings().sender_rate_per_second)
     return NotificationSender(
-        notification_store(), member_register(), link_store(), friend_store(), channel_secrets(), line_client(), config
+        notification_store(),
+        member_register(),
+        link_store(),
+        friend_store(),
+        channel_secrets(),
+        line_client(),
+        config,
+        accounts=account_store(),
     )
 
 

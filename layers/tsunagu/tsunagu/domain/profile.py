@@ -26,6 +26,8 @@ class AccountProfile:
     chat_retention_days: int = 365
     forward_urls: tuple[str, ...] = ()
     link_policy: tuple[tuple[str, ...], ...] = ()  # accepted factor combinations (R-LINK-1/9/14)
+    account_type: str = "unverified"  # R-PNP-3 (with certified_provider)
+    certified_provider: bool = False
 
     @classmethod
     def from_settings(cls, account_id: str, settings: dict[str, Any]) -> AccountProfile:
@@ -44,4 +46,6 @@ class AccountProfile:
             chat_retention_days=int(settings.get("chat_retention_days") or 365),
             forward_urls=tuple(settings.get("forward_urls") or ()),
             link_policy=tuple(tuple(c) for c in (settings.get("link_policy") or {}).get("accepted", [])),
+            account_type=str(settings.get("account_type") or "unverified"),
+            certified_provider=bool(settings.get("certified_provider")),
         )

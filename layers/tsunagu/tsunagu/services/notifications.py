@@ -351,7 +351,9 @@ class NotificationSender:
     line: Any  # LineClient
     config: SenderConfig = field(default_factory=SenderConfig)
     sleep: Callable[[float], None] = time.sleep
+    accounts: Any = None  # AccountStore (profile): R-PNP-3 is checked again at send time
     _batches: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    _eligibility: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     _buckets: dict[str, TokenBucket] = field(default_factory=dict)
 
     def _batch(self, account_id: str, batch_id: str) -> dict[str, Any]:
@@ -362,6 +364,23 @@ class NotificationSender:
                 raise RetryLater("the batch is not stored yet")
             self._batches[key] = b
         return self._batches[key]
+
+    def _ineligible(self, account_id: str) -> str | None:
+        """Why the account may not send notification messages now (R-PNP-3), read at most once
+        a minute per account; None when it may (or when no account store is wired)."""
+        if self.accounts is None:
+            return None
+        now = time.monotonic()
+        cached = self._eligibility.get(account_id)
+        if cached is None or now - cached[0] > 60:
+            profile = self.accounts.profile(account_id)
+            problem = (
+                "the account no longer exists"
+                if profile is None
+                else n.eligibility_problem(profile.account_type, profile.certified_provider)
+            )
+            cached = self._eligibility[account_id] = (now, problem)
+        return cached[1]
 
     def _friend_user(self, account_id: str, member_key: str | None) -> str | None:
         """The one LINE user, linked to a member with this phone, who is a friend right now."""
@@ -388,6 +407,10 @@ class NotificationSender:
             if item["state"] == n.SENDING:
                 raise RetryLater("another sender holds this notification")
             return "already_sent" if item["state"] != n.ACCEPTED else "lost_race"
+        problem = self._ineligible(account_id)
+        if problem:  # the account lost R-PNP-3 eligibility after the batch was accepted
+            self.store.fail(account_id, tag, claim, "notification_not_allowed", 0, n.ROUTE_PNP)
+            return "failed"
         batch = self._batch(account_id, msg["b"])
         try:
             body = n.render(batch["kind"], batch["content"], msg.get("p") or {})
