@@ -52,7 +52,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             return _html(STATUS.get(e.code, 422), message_page("連携できません", e.message, e.code))
         return _html(200, link_form(page), cookies=[_cookie(account_id, page.csrf, 600)])
     raw = event.get("body") or ""
-    body = base64.b64decode(raw).decode() if event.get("isBase64Encoded") else raw
+    body = base64.b64decode(raw).decode(errors="replace") if event.get("isBase64Encoded") else raw
     form = dict(parse_qsl(body, keep_blank_values=True))
     cookies = dict(c.split("=", 1) for c in event.get("cookies", []) if "=" in c)
     try:

@@ -103,6 +103,10 @@ def test_keyword_message_gets_the_auto_response(local_stack, oa):
     calls = request("GET", f"{local_stack.sandbox}/_sandbox/calls?path=/v2/bot/message/reply").json["calls"]
     mine = [c for c in calls if c["body"]["replyToken"] == token]
     assert [(c["status"], c["body"]["messages"][0]["text"]) for c in mine] == [(200, "9時から21時")]
+    # The reply is metered once, keyed on a hash of its token: no reply token at rest.
+    ddb = local_stack.client("dynamodb")
+    dump = "".join(json.dumps(ddb.scan(TableName=t)["Items"]) for t in ddb.list_tables()["TableNames"])
+    assert token not in dump
 
 
 def test_duplicate_and_out_of_order_deliveries_through_real_polling(local_stack, oa):

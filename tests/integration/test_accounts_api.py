@@ -165,3 +165,21 @@ def test_a_form_encoded_body_is_415_not_a_validation_error(api, stack):
 def test_a_json_body_without_content_type_is_accepted(api):
     status, _ = api.call("POST", "/accounts", raw=b'{"name": "x"}', headers={**OP, "content-type": ""})
     assert status == 201
+
+
+def test_settings_that_cannot_be_stored_or_used_are_422(api, stack):
+    """Found in review: each of these was a 500."""
+    _, body = api.call("POST", "/accounts", {"name": "shop"}, {"Authorization": f"Bearer {OPERATOR_KEY}"})
+    aid, auth = body["account_id"], {"Authorization": f"Bearer {body['api_key']}"}
+    rule = {"keywords": ["k" * 100] * 50, "reply": "r" * 5000}
+    cases = [
+        {"name": None},
+        {"plan": None},
+        {"forward_urls": ["https://[::1"]},
+        {"auto_responses": [rule] * 100},  # ~3 MB: more than one DynamoDB item holds
+    ]
+    for patch in cases:
+        status, out = api.call("PATCH", f"/accounts/{aid}", patch, auth)
+        assert (status, out["error"]["code"]) == (422, "validation_failed"), list(patch)
+    status, out = api.call("GET", f"/accounts/{aid}/chats?until=9999-12-31", headers=auth)
+    assert (status, out["error"]["code"]) == (422, "invalid_date")

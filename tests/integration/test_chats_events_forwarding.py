@@ -194,3 +194,34 @@ def test_forwarder_refuses_an_internal_target_without_retrying(api, stack, monke
     }
     assert api.functions["WebhookForwarderFunction"].invoke(sqs_event(stack, [msg])) == {"batchItemFailures": []}
     assert wiring.forwarding_service().forward(msg) == "refused"
+
+
+def test_the_relay_never_follows_a_redirect():
+    """SSRF: the guard checks the forward URL's host; a 302 to another host must not be followed."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tsunagu.adapters.http_relay import UrllibRelay
+
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hits.append(self.path)
+            self.send_response(302 if self.path == "/hook" else 200)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/latest/meta-data/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        status = UrllibRelay(timeout=2).post(f"http://127.0.0.1:{server.server_port}/hook", b"{}", "sig")
+    finally:
+        server.shutdown()
+    assert status == 302 and hits == ["/hook"]  # a failure to retry, never a request to the redirect target

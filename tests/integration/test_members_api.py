@@ -57,6 +57,17 @@ def test_csv_import_over_http(api):
         "POST", f"/accounts/{aid}/members/import", raw=b"name,age\nx,1\n", headers={**auth, "content-type": "text/csv"}
     )
     assert (status, out["error"]["code"]) == (422, "csv_columns")
+    # Shift_JIS (Excel in Japan) with full-width digits: the body is not UTF-8 and is not JSON.
+    sjis = "member_number,phone,birth_date\n3456789,０９０-２２２２-３３３３,19900101\n".encode("cp932")
+    status, out = api.call(
+        "POST", f"/accounts/{aid}/members/import", raw=sjis, headers={**auth, "content-type": "text/csv"}
+    )
+    assert (status, out["imported"]) == (200, 1)
+    for bad in (b"member_number,phone\r1234567,09012345678\r", b"member_number,phone\n" + b"1" * 140_000 + b",0\n"):
+        status, out = api.call(
+            "POST", f"/accounts/{aid}/members/import", raw=bad, headers={**auth, "content-type": "text/csv"}
+        )
+        assert status in (200, 422) and (status == 200 or out["error"]["code"] == "csv_format"), out
 
 
 def test_empty_or_oversize_batches_are_refused_and_write_nothing(api, stack):

@@ -228,3 +228,14 @@ def test_friend_list_rejects_a_non_numeric_limit(api, account):
     status, out = api.call("GET", f"/accounts/{aid}/friends?limit=lots", headers=auth)
     assert status == 422
     assert out["error"]["code"] == "invalid_limit"
+
+
+def test_signed_bodies_no_queue_could_take_are_400(api, stack, account):
+    """LINE signs them, so nothing else would send them; still a 400, never a 500 that LINE retries."""
+    aid, _ = account
+    deep = b'{"destination":"U","events":[{"type":"message","x":' + b"[" * 50_000 + b"]" * 50_000 + b"}]}"
+    surrogate = webhook_body(line_event("message", message={"type": "text", "id": "1", "text": "\ud800"}))
+    for body in (deep, surrogate):
+        status, out = post_webhook(api, aid, body)
+        assert (status, out["error"]["code"]) == (400, "invalid_webhook")
+    assert all_queued(stack) == 0

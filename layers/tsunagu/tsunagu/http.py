@@ -42,7 +42,12 @@ def _not_json(app: APIGatewayHttpResolver) -> bool:
 
 def _refuse_unstorable_text(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
     """Before any route runs: a body with a lone surrogate is refused (nothing written)."""
-    body = app.current_event.decoded_body
+    if _not_json(app):  # a CSV upload (UTF-8 or Shift_JIS) is its route's to decode
+        return next_middleware(app)
+    try:
+        body = app.current_event.decoded_body
+    except UnicodeDecodeError:  # not UTF-8, so not JSON: the route's validation answers it
+        return next_middleware(app)
     if isinstance(body, str) and json_has_lone_surrogate(body):
         return error_response(
             422, "invalid_text", "the body holds a lone UTF-16 surrogate (\\ud800-\\udfff); send valid Unicode text"
@@ -71,6 +76,13 @@ def build_resolver() -> APIGatewayHttpResolver:
     @app.not_found
     def _not_found(_: NotFoundError) -> Response[str]:
         return error_response(404, "route_not_found", "no such route")
+
+    from pydantic import ValidationError  # resolver functions load pydantic anyway; lean ones never get here
+
+    @app.exception_handler(ValidationError)  # type: ignore[untyped-decorator]
+    def _model_invalid(e: ValidationError) -> Response[str]:
+        # A model built inside a route (e.g. settings merged with a patch) refused the input.
+        return error_response(422, "validation_failed", "request failed validation", _validation_details(e.errors()))
 
     @app.exception_handler(RecursionError)  # type: ignore[untyped-decorator]
     def _too_deep(_: RecursionError) -> Response[str]:

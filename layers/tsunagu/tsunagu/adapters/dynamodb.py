@@ -3,9 +3,11 @@ conditional write becomes a domain error (or a False result) here, never in a ha
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -440,15 +442,18 @@ class DynamoEventStore(_Repository):
         self.retention_days = retention_days
 
     def keep(self, account_id: str, event: dict[str, Any]) -> bool:
-        event_id = str(event.get("webhookEventId") or "")
-        kind = str(event.get("type") or "unknown")
-        ts = int(event.get("timestamp") or 0)
+        event_id = str(event.get("webhookEventId") or "")[:100]  # LINE's ids are 26 characters
+        kind = str(event.get("type") or "unknown")[:100]
+        ts = event.get("timestamp")
+        ts = int(ts) if isinstance(ts, int) and not isinstance(ts, bool) and 0 <= ts < 10**15 else 0
         now = int(datetime.now(UTC).timestamp())
+        # DynamoDB takes no float: numbers become Decimal, NaN / Infinity their names.
+        stored = json.loads(json.dumps(event), parse_float=Decimal, parse_constant=str)
         item = {
             **keys.stored_event(account_id, kind, ts, event_id),
             "entity": "stored_event",
             "event_type": kind,
-            "event": event,
+            "event": stored,
             "expires_at": now + self.retention_days * 86_400,
         }
         return self._transact_once(

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from tsunagu.domain.billing import Plan  # R-PLAN-1; pure, shared with the billing rules
 
@@ -67,6 +68,12 @@ def _check_forward_url(url: str) -> str:
     # Scheme and shape only; where the host resolves is checked when forwarding (SSRF guard).
     if not url.startswith(("https://", "http://")) or len(url) > 1000 or any(c.isspace() for c in url):
         raise ValueError("a forward URL must be an http(s) URL without spaces, at most 1000 characters")
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:  # e.g. an unclosed IPv6 literal "https://[::1"
+        host = None
+    if not host:
+        raise ValueError("a forward URL needs a valid host")
     return url
 
 
@@ -78,6 +85,9 @@ LoginChannelId = Annotated[str, StringConstraints(pattern=r"^[0-9]{6,20}$")]
 
 def _default_countries() -> list[NotificationCountry]:
     return ["JP", "TH", "TW"]
+
+
+MAX_SETTINGS_BYTES = 100_000
 
 
 class AccountSettings(BaseModel):
@@ -112,6 +122,13 @@ class AccountSettings(BaseModel):
         description="the LINE Login channel the coupon page logs members in with (R-CPN-6); its secret is "
         "set with PUT /accounts/{accountId}/login-channel and kept in Secrets Manager",
     )
+
+    @model_validator(mode="after")
+    def _fits_one_item(self) -> AccountSettings:
+        # The account is one DynamoDB item (400 KB at most); settings get a quarter of it.
+        if len(self.model_dump_json().encode()) > MAX_SETTINGS_BYTES:
+            raise ValueError(f"settings are at most {MAX_SETTINGS_BYTES:,} bytes as JSON (fewer or shorter replies)")
+        return self
 
 
 class AccountSettingsPatch(BaseModel):

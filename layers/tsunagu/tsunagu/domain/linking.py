@@ -17,8 +17,8 @@ from datetime import date
 
 from tsunagu.errors import DomainError
 
-MEMBER_NUMBER_RE = re.compile(r"^(?:\d{4,12}|N\d{10})$")  # co-op style, or N + 10 digits (R-LINK-14)
-USAGE_CODE_RE = re.compile(r"^\d{16}$")  # R-LINK-9
+MEMBER_NUMBER_RE = re.compile(r"^(?:\d{4,12}|N\d{10})$", re.ASCII)  # co-op style, or N + 10 digits (R-LINK-14)
+USAGE_CODE_RE = re.compile(r"^\d{16}$", re.ASCII)  # R-LINK-9
 LINK_SESSION_SECONDS = 600  # R-LINK-4: the link screen expires 10 minutes after it was opened
 NONCE_BYTES = 24  # 192 bits (LINE asks for at least 128), base64url: 32 characters
 
@@ -79,7 +79,7 @@ def normalize_phone_jp(raw: str) -> str:
     s = re.sub(r"[\s\-‐―ー()（）.]", "", s)
     if s.startswith("+81"):
         s = "0" + s[3:].lstrip("0")
-    if not re.fullmatch(r"0\d{9,10}", s):
+    if not re.fullmatch(r"0\d{9,10}", s, re.ASCII):
         raise refuse("phone_format")
     return s
 
@@ -97,12 +97,14 @@ def normalize_email(raw: str) -> str:
 def parse_birth_date(raw: str) -> str:
     """R-LINK-2: exactly 8 digits, YYYYMMDD, a real date."""
     s = unicodedata.normalize("NFKC", raw).strip()
-    if not re.fullmatch(r"\d{8}", s):
+    if not re.fullmatch(r"\d{8}", s, re.ASCII):  # Arabic-Indic digits would never match typed ones
         raise refuse("birth_date_format")
     try:
-        date(int(s[:4]), int(s[4:6]), int(s[6:]))
+        born = date(int(s[:4]), int(s[4:6]), int(s[6:]))
     except ValueError:
         raise refuse("birth_date_format") from None
+    if not date(1900, 1, 1) <= born <= date.today():
+        raise refuse("birth_date_format")
     return s
 
 

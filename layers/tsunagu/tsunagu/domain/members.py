@@ -157,13 +157,24 @@ def decode_csv(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        pass
+    try:
         return data.decode("cp932")
+    except UnicodeDecodeError:
+        raise LinkRefused("the CSV must be UTF-8 or Shift_JIS text", code="csv_format") from None
 
 
 def csv_to_rows(text: str) -> tuple[list[dict[str, Any]], list[int]]:
     """CSV (one row per contract line; a member's rows share its member number) -> member
     dicts, and the first CSV line number of each member (for error reports)."""
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _csv_to_rows(text)
+    except csv.Error as e:  # e.g. a field past the csv module's limit
+        raise LinkRefused(f"the CSV cannot be read: {e}", code="csv_format") from None
+
+
+def _csv_to_rows(text: str) -> tuple[list[dict[str, Any]], list[int]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # CR-only (old Mac) line ends too
     unknown = set(reader.fieldnames or ()) - set(CSV_COLUMNS)
     if unknown or "member_number" not in (reader.fieldnames or ()):
         raise LinkRefused(f"CSV columns must be among: {', '.join(CSV_COLUMNS)}", code="csv_columns")
@@ -182,7 +193,7 @@ def csv_to_rows(text: str) -> tuple[list[dict[str, Any]], list[int]]:
                 {
                     "line_id": r["line_id"].strip(),
                     "usage_code": (r.get("usage_code") or None),
-                    "monthly_base_fee": int(fee) if fee.isdigit() else fee,
+                    "monthly_base_fee": int(fee) if fee.isascii() and fee.isdigit() else fee,
                 }
             )
     return list(members.values()), [first_line[k] for k in members]

@@ -10,6 +10,13 @@ from typing import Any
 
 # Surrogates only reach a JSON text as \u escapes (UTF-8 cannot encode them): a cheap pre-check.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def may_hold_surrogate(raw: str | bytes) -> bool:
+    """False when a JSON text cannot decode to a surrogate (no \\uD800-\\uDFFF escape in it)."""
+    pattern = _SURROGATE_ESCAPE_BYTES if isinstance(raw, bytes) else _SURROGATE_ESCAPE
+    return pattern.search(raw) is not None  # type: ignore[arg-type]
 
 
 def has_lone_surrogate(value: Any) -> bool:
@@ -26,7 +33,7 @@ def has_lone_surrogate(value: Any) -> bool:
 
 def json_has_lone_surrogate(raw: str) -> bool:
     """The same for a JSON text; False for text that is not JSON (its parser reports that)."""
-    if not _SURROGATE_ESCAPE.search(raw):
+    if not may_hold_surrogate(raw):
         return False
     try:
         return has_lone_surrogate(json.loads(raw))

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tsunagu.domain.text import has_lone_surrogate, may_hold_surrogate
 from tsunagu.errors import BadRequest, InvalidSignature
 
 Route = Literal["friendship", "message", "account_link", "delivery", "other", "forward"]
@@ -62,8 +63,10 @@ def parse_envelope(body: bytes) -> WebhookEnvelope:
     """Parse a verified body; raise BadRequest when it is not a LINE webhook."""
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("body is not JSON", code="invalid_webhook") from None
+    if may_hold_surrogate(body) and has_lone_surrogate(doc):  # no queue, table or hash could take it
+        raise BadRequest("body holds a lone UTF-16 surrogate", code="invalid_webhook")
     if not isinstance(doc, dict):
         raise BadRequest("body is not a JSON object", code="invalid_webhook")
     destination = doc.get("destination")

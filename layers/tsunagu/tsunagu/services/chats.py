@@ -52,7 +52,7 @@ class ChatExport:
         try:
             since_ms = parse_jst_date(since)
             until_ms = parse_jst_date(until, end_of_day=True)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValidationFailed("since/until must be dates like 2026-11-22 (JST)", code="invalid_date") from None
         if since_ms is not None and until_ms is not None and since_ms >= until_ms:
             raise ValidationFailed("since must be before until", code="invalid_date")

@@ -29,7 +29,7 @@ class ForwardingService:
         url = str(msg["url"])
         try:
             check_target(url, self.resolve(urlsplit(url).hostname or ""), self.allow_private)
-        except ValidationFailed:
+        except (ValidationFailed, ValueError):  # ValueError: a URL urlsplit cannot read
             return "refused"
         status = self.relay.post(url, base64.b64decode(msg["body"]), str(msg["signature"]))
         if 200 <= status < 300:

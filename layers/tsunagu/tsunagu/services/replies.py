@@ -5,6 +5,7 @@ token - a redelivered event cannot count twice."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,9 @@ class ReplyService:
 
     def _meter(self, account_id: str, reply_token: str, kind: str) -> None:
         if self.ledger is not None:
-            self.ledger.record(account_id, f"reply-{reply_token}", kind, 1, int(time.time() * 1000))
+            # Keyed on a hash of the token: one reply per token, and no token at rest.
+            digest = hashlib.sha256(reply_token.encode()).hexdigest()[:32]
+            self.ledger.record(account_id, f"reply-{digest}", kind, 1, int(time.time() * 1000))
 
     def handle(
         self, account_id: str, event: dict[str, Any], received_at_ms: int, account: AccountProfile | None = None
