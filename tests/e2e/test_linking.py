@@ -155,6 +155,22 @@ def test_brute_force_birth_dates_lock_the_member_out_and_link_nothing(coop):
     assert member_links(coop, "1234567") == []
 
 
+def test_parallel_wrong_guesses_cannot_beat_the_lockout(coop):
+    """Each attempt takes its slot with an atomic ADD before anything is verified: 12 wrong birth
+    dates at once from 12 LINE users still get at most 5 answers (R-LINK lockout, 5 per member)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pages = [open_page(coop, new_user()) for _ in range(12)]
+
+    def guess(i: int) -> str:
+        return code_of(submit(coop, pages[i], "member", **{**MEMBER, "birth_date": f"19700{i % 9 + 1}01"}))
+
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(guess, range(12)))
+    assert codes.count("birth_date_mismatch") <= 5 and codes.count("locked_out") >= 7, codes
+    assert set(codes) <= {"birth_date_mismatch", "locked_out"}
+
+
 def test_replayed_nonce_failed_result_and_redelivery_link_nothing_more(coop):
     user = new_user()
     page = open_page(coop, user)

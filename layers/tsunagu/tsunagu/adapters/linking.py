@@ -400,13 +400,14 @@ class DynamoLinkStore(_Repository):
         )
         return int(from_item(r["Item"]).get("count", 0)) if "Item" in r else 0
 
-    def add_failure(self, account_id: str, subject: str, window: int, expires_at: int) -> int:
+    def add_failure(self, account_id: str, subject: str, window: int, expires_at: int, delta: int = 1) -> int:
+        """Count (``delta`` 1) or give back (-1) an attempt in the window, atomically; the new count."""
         r = self.db.update_item(
             TableName=self.table,
             Key=to_item(keys.link_attempts(account_id, subject, window)),
-            UpdateExpression="ADD #c :one SET expires_at = :exp, entity = :e",
+            UpdateExpression="ADD #c :d SET expires_at = :exp, entity = :e",
             ExpressionAttributeNames={"#c": "count"},
-            ExpressionAttributeValues=to_item({":one": 1, ":exp": expires_at, ":e": "link_attempts"}),
+            ExpressionAttributeValues=to_item({":d": delta, ":exp": expires_at, ":e": "link_attempts"}),
             ReturnValues="UPDATED_NEW",
         )
         return int(from_item(r["Attributes"])["count"])

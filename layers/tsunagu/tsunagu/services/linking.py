@@ -146,19 +146,53 @@ class LinkingService:
             raise refuse("policy_not_allowed")
         user_id = s["user_id"]
         window = int(time.time()) // self.limits.window_seconds
-        if self.links.failures(account_id, f"USER#{user_id}", window) >= self.limits.per_user:
+        # Each attempt takes a slot atomically before anything is verified, so parallel attempts
+        # cannot all pass a read-then-record check; an attempt that does not count gives it back.
+        user_subject = f"USER#{user_id}"
+        if not self._claim(account_id, user_subject, self.limits.per_user, window):
             raise refuse("locked_out")
-        key = self.factor_keys.key(account_id)
-        if kind == "otp":
-            return self._otp_step(account_id, s, form, key, window)
-        member_number: str | None = None
+        counted = False
         try:
-            member_number, line_id = self._identify(account_id, key, kind, form, window)
+            key = self.factor_keys.key(account_id)
+            if kind == "otp":
+                return self._otp_step(account_id, s, form, key, window)
+            try:
+                member_number, line_id = self._identify(account_id, key, kind, form, window)
+            except LinkRefused as e:
+                counted = e.code != "locked_out" and not e.code.endswith("_format")
+                raise
+            return SubmitResult(self._to_dialog(account_id, s, kind, member_number, line_id))
         except LinkRefused as e:
-            if e.code not in ("locked_out",) and not e.code.endswith("_format"):
-                self._fail(account_id, user_id, e.details if isinstance(e.details, str) else None, window)
+            counted = counted or e.code == "otp_invalid"
             raise
-        return SubmitResult(self._to_dialog(account_id, s, kind, member_number, line_id))
+        finally:
+            if not counted:
+                self._unclaim(account_id, user_subject, window)
+
+    def _claim(self, account_id: str, subject: str, limit: int, window: int) -> bool:
+        """One attempt of ``subject`` in this window (an atomic ADD): False past ``limit``."""
+        expires = (window + 2) * self.limits.window_seconds
+        return int(self.links.add_failure(account_id, subject, window, expires)) <= limit
+
+    def _unclaim(self, account_id: str, subject: str, window: int) -> None:
+        expires = (window + 2) * self.limits.window_seconds
+        self.links.add_failure(account_id, subject, window, expires, delta=-1)
+
+    def _verify_member(self, account_id: str, member_number: str, window: int, check: Any) -> None:
+        """Run ``check()`` (raises LinkRefused on a wrong factor) inside a member attempt slot:
+        a wrong factor keeps the slot (it counts), anything else gives it back."""
+        subject = f"MEMBER#{member_number}"
+        if not self._claim(account_id, subject, self.limits.per_member, window):
+            self._unclaim(account_id, subject, window)  # a refused attempt is not one more try
+            raise refuse("locked_out")
+        try:
+            check()
+        except LinkRefused:
+            raise
+        except BaseException:
+            self._unclaim(account_id, subject, window)
+            raise
+        self._unclaim(account_id, subject, window)
 
     def _to_dialog(self, account_id: str, s: dict[str, Any], kind: str, member_number: str, line_id: str | None) -> str:
         """The last checks, then a nonce bound to the member target and the LINE user."""
@@ -176,7 +210,9 @@ class LinkingService:
             if held and held[0]["target"] != target:
                 raise refuse("usage_code_already_held")
         nonce = new_nonce()
-        self.links.put_nonce(account_id, nonce, user_id, target, member_number, int(time.time()) + LINK_SESSION_SECONDS)
+        # R-LINK-4: the nonce lives no longer than the 10-minute session that issued it.
+        expires = min(int(time.time()) + LINK_SESSION_SECONDS, int(s["expires_at"]))
+        self.links.put_nonce(account_id, nonce, user_id, target, member_number, expires)
         return (
             f"{self.access_base_url.rstrip('/')}/dialog/bot/accountLink"
             f"?linkToken={quote(s['link_token'], safe='')}&nonce={quote(nonce, safe='')}"
@@ -227,7 +263,9 @@ class LinkingService:
         typed = factor_hash(key, "otp", form.get("code", "").strip())
         ok, mn = self.otps.take(account_id, sid, channel, typed, OTP_MAX_TRIES)
         if not ok or mn is None:
-            self._fail(account_id, user_id, mn, window)
+            if mn:  # the user's attempt is counted by submit's slot; the member's here
+                expires = (window + 2) * self.limits.window_seconds
+                self.links.add_failure(account_id, f"MEMBER#{mn}", window, expires)
             raise refuse("otp_invalid")
         return str(mn)
 
@@ -238,17 +276,19 @@ class LinkingService:
             mn = parse_member_number(form.get("member_number", ""))
             phone = normalize_phone_jp(form.get("phone", ""))
             birth = parse_birth_date(form.get("birth_date", ""))
-            if self.links.failures(account_id, f"MEMBER#{mn}", window) >= self.limits.per_member:
-                raise refuse("locked_out")
-            rec = self.members.get(account_id, mn)
-            if rec is None:
-                raise _with(refuse("member_not_found"), mn)
-            if not factor_matches(key, "phone", phone, rec.phone_hash):
-                raise _with(refuse("phone_mismatch"), mn)
-            if rec.birth_hash is None:
-                raise _with(refuse("birth_date_not_registered"), mn)
-            if not factor_matches(key, "birth", birth, rec.birth_hash):
-                raise _with(refuse("birth_date_mismatch"), mn)
+
+            def check_member() -> None:
+                rec = self.members.get(account_id, mn)
+                if rec is None:
+                    raise _with(refuse("member_not_found"), mn)
+                if not factor_matches(key, "phone", phone, rec.phone_hash):
+                    raise _with(refuse("phone_mismatch"), mn)
+                if rec.birth_hash is None:
+                    raise _with(refuse("birth_date_not_registered"), mn)
+                if not factor_matches(key, "birth", birth, rec.birth_hash):
+                    raise _with(refuse("birth_date_mismatch"), mn)
+
+            self._verify_member(account_id, mn, window, check_member)
             return mn, None
         if kind == "contractor":
             login_id, password = form.get("login_id", "").strip(), form.get("password", "")
@@ -256,22 +296,22 @@ class LinkingService:
                 self.members.find(account_id, "login_id", factor_hash(key, "login_id", login_id)) if login_id else None
             )
             rec = self.members.get(account_id, found[0]) if found else None
-            if found and self.links.failures(account_id, f"MEMBER#{found[0]}", window) >= self.limits.per_member:
-                raise refuse("locked_out")
-            if not password_matches(password, rec.password_hash if rec else None) or rec is None:
-                raise _with(refuse("login_failed"), found[0] if found else None)
+
+            def check_password() -> None:
+                if not password_matches(password, rec.password_hash if rec else None) or rec is None:
+                    raise _with(refuse("login_failed"), found[0] if found else None)
+
+            if found:
+                self._verify_member(account_id, found[0], window, check_password)
+            else:
+                check_password()  # same work and answer for an unknown login ID (no enumeration)
+            assert rec is not None
             return rec.member_number, None
         code = parse_usage_code(form.get("usage_code", ""))
         found = self.members.find(account_id, "usage_code", factor_hash(key, "usage_code", code))
         if found is None or found[1] is None:
             raise refuse("usage_code_invalid")
         return found[0], found[1]
-
-    def _fail(self, account_id: str, user_id: str, member_number: str | None, window: int) -> None:
-        expires = (window + 2) * self.limits.window_seconds
-        self.links.add_failure(account_id, f"USER#{user_id}", window, expires)
-        if member_number:
-            self.links.add_failure(account_id, f"MEMBER#{member_number}", window, expires)
 
     # -- 4. LINE's accountLink event (linking worker) ---------------------------------------
     def complete(self, account_id: str, event: dict[str, Any]) -> str:
