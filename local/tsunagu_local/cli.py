@@ -24,6 +24,7 @@ import os
 import sys
 
 from tsunagu.domain.members import MAX_ROWS_PER_REQUEST, csv_to_rows, decode_csv
+from tsunagu.domain.members import batches as member_batches
 from tsunagu_local.client import request
 
 
@@ -33,12 +34,17 @@ def progress(done: int, total: int, width: int = 30, what: str = "members") -> N
     sys.stderr.flush()
 
 
+def _split(start: int, end: int, size: int) -> list[tuple[int, int]]:
+    return [(a, min(a + size, end)) for a in range(start, end, max(1, size))]
+
+
 def members_import(path: str, api: str, account: str, key: str, batch: int) -> int:
     with open(path, "rb") as fh:
         rows, line_numbers = csv_to_rows(decode_csv(fh.read()))
     imported, rejected = 0, []
-    for start in range(0, len(rows), batch):
-        chunk, numbers = rows[start : start + batch], line_numbers[start : start + batch]
+    slices = [(a, b) for start, end in member_batches(rows) for a, b in _split(start, end, batch)]
+    for start, end in slices:
+        chunk, numbers = rows[start:end], line_numbers[start:end]
         r = request(
             "POST",
             f"{api.rstrip('/')}/accounts/{account}/members",
@@ -53,7 +59,7 @@ def members_import(path: str, api: str, account: str, key: str, batch: int) -> i
         imported += out["imported"]
         for e in out["errors"]:
             rejected.append({**e, "csv_line": numbers[e["row"] - 1]})
-        progress(min(start + batch, len(rows)), len(rows))
+        progress(end, len(rows))
     sys.stderr.write("\n")
     print(
         json.dumps({"imported": imported, "rejected": len(rejected), "errors": rejected}, ensure_ascii=False, indent=2)

@@ -178,7 +178,7 @@ def test_racing_senders_send_one_notification_once(local_stack: RunningStack, in
     from tsunagu.services.notifications import RetryLater
 
     sb = local_stack.sandbox
-    aid, _ = new_account(local_stack)
+    aid, _ = new_account(local_stack, account_type="verified", certified_provider=True)  # R-PNP-3
     store = wiring.notification_store()
     content = {"messages": [{"type": "text", "text": "お知らせ"}]}
     store.put_batch(aid, {"batch_id": "nb_race", "template_id": "t", "kind": "flexible", "content": content})

@@ -1,5 +1,7 @@
 """Member register rows: validation per row, keyed hashes only, CSV in UTF-8 or Shift_JIS."""
 
+from itertools import pairwise
+
 import pytest
 
 from tsunagu.domain.linking import (
@@ -98,3 +100,17 @@ def test_csv_with_unknown_columns_is_refused():
 
 def test_scrypt_hashes_are_salted():
     assert hash_password("same") != hash_password("same")
+
+
+def test_import_batches_hold_at_most_1000_members_and_100_passwords():
+    from tsunagu.domain.members import batches
+
+    rows = [{"member_number": str(1000 + i), **({"password": "pw-123456"} if i % 2 else {})} for i in range(2_500)]
+    cuts = batches(rows)
+    assert cuts[0][0] == 0 and cuts[-1][1] == len(rows)
+    assert all(a == prev_b for (_, prev_b), (a, _) in pairwise(cuts))
+    for a, b in cuts:
+        assert b - a <= 1000 and sum(1 for r in rows[a:b] if r.get("password")) <= 100
+    plain = [{"member_number": str(1000 + i)} for i in range(2_500)]
+    assert batches(plain) == [(0, 1000), (1000, 2000), (2000, 2500)]
+    assert batches([]) == []

@@ -26,6 +26,25 @@ from tsunagu.domain.linking import (
 from tsunagu.domain.register import ContractLine, MemberRecord
 
 MAX_ROWS_PER_REQUEST = 1000
+# scrypt (n=2^14) costs ~40 ms per password on a full core, several times that on a 512 MB
+# Lambda: 100 passwords keep a request well inside the API's timeout.
+MAX_PASSWORDS_PER_REQUEST = 100
+
+
+def batches(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """(start, end) slices of ``rows`` that each fit one request: at most MAX_ROWS_PER_REQUEST
+    members and MAX_PASSWORDS_PER_REQUEST of them with a password."""
+    out: list[tuple[int, int]] = []
+    start = passwords = 0
+    for i, row in enumerate(rows):
+        has_password = bool(row.get("password"))
+        if i > start and (i - start == MAX_ROWS_PER_REQUEST or passwords + has_password > MAX_PASSWORDS_PER_REQUEST):
+            out.append((start, i))
+            start, passwords = i, 0
+        passwords += has_password
+    if rows:
+        out.append((start, len(rows)))
+    return out
 
 
 class ContractLineIn(BaseModel):

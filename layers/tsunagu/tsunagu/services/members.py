@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tsunagu.domain.members import MAX_ROWS_PER_REQUEST, csv_to_rows, decode_csv, parse_rows
+from tsunagu.domain.members import MAX_PASSWORDS_PER_REQUEST, MAX_ROWS_PER_REQUEST, csv_to_rows, decode_csv, parse_rows
 from tsunagu.errors import NotFound, ValidationFailed
 from tsunagu.services.linking import target_of
 
@@ -25,6 +25,12 @@ class MemberService:
         if not 1 <= len(rows) <= MAX_ROWS_PER_REQUEST:
             raise ValidationFailed(
                 f"send 1 to {MAX_ROWS_PER_REQUEST} members per request (split larger files)", code="batch_size"
+            )
+        if sum(1 for r in rows if isinstance(r, dict) and r.get("password")) > MAX_PASSWORDS_PER_REQUEST:
+            raise ValidationFailed(
+                f"send at most {MAX_PASSWORDS_PER_REQUEST} members with a password per request (each is hashed "
+                "with scrypt); the CLI splits files this way",
+                code="batch_size",
             )
         parsed = parse_rows(rows, self.factor_keys.key(account_id), row_numbers)
         if parsed.records:
