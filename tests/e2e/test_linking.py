@@ -108,6 +108,10 @@ def test_coop_member_links_end_to_end_and_a_second_line_account_is_refused(coop)
     r = submit(coop, page2, "member", **{k: v for k, v in MEMBER.items()})
     assert (r.status, code_of(r)) == (422, "member_already_linked")
     assert "すでに別のLINEアカウント" in r.text
+    # The member's own LINE account again: told it is already linked, not that someone else is.
+    r = submit(coop, open_page(coop, user), "member", **MEMBER)
+    assert (r.status, code_of(r)) == (422, "already_linked")
+    assert "このLINEアカウントと連携済み" in r.text
     segs = request("GET", f"{coop['stack'].api}/accounts/{coop['id']}/segments/linked", headers=coop["auth"]).json
     assert user in segs["linked"] and other not in segs["linked"]  # R-LINK-7
 

@@ -199,8 +199,9 @@ class LinkingService:
         user_id = s["user_id"]
         target = target_of(kind, member_number, line_id)
         existing = self.links.target(account_id, target)
-        if existing is not None and existing["user_id"] != user_id:
-            raise refuse("member_already_linked")
+        if existing is not None:
+            # The same user again is told so, not that another account holds the number.
+            raise refuse("member_already_linked" if existing["user_id"] != user_id else "already_linked")
         contractor = None
         if kind == "user":
             contractor = target_of("contractor", member_number)
