@@ -37,9 +37,9 @@ for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from tsunagu.adapters.billing import DynamoBillingStore  # noqa: E402
-from tsunagu.adapters.usage import DynamoUsageLedger, counter_update  # noqa: E402
-from tsunagu.domain import billing as b  # noqa: E402
+from tsunagu.billing import domain as b  # noqa: E402
+from tsunagu.billing.store import DynamoBillingStore  # noqa: E402
+from tsunagu.billing.usage_store import DynamoUsageLedger, counter_update  # noqa: E402
 from tsunagu_local.client import request  # noqa: E402
 from tsunagu_local.resources import create_resources  # noqa: E402
 from tsunagu_local.stack import Ports  # noqa: E402
@@ -57,7 +57,7 @@ class Accounts:
 
 
 def invoice_times(rounds: int) -> dict[str, list[float]]:
-    from tsunagu.services.billing import BillingService
+    from tsunagu.billing.service import BillingService
 
     with mock_aws():
         stack = create_resources()
@@ -127,7 +127,7 @@ def ledger_throughput(rounds: int, writes: int) -> dict[int, list[float]]:
             if time.monotonic() > deadline:
                 raise SystemExit("local stack did not start")
         os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{ports.moto}"
-        from tsunagu.adapters import aws
+        from tsunagu.infrastructure import aws
 
         aws.client.cache_clear()  # the clients of (a) were made inside mock_aws
         aws.session.cache_clear()
@@ -146,7 +146,7 @@ def ledger_throughput(rounds: int, writes: int) -> dict[int, list[float]]:
         return out
     finally:
         os.environ.pop("AWS_ENDPOINT_URL", None)
-        from tsunagu.adapters import aws
+        from tsunagu.infrastructure import aws
 
         aws.client.cache_clear()  # (a) makes its own clients inside mock_aws
         aws.session.cache_clear()

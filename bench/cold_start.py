@@ -79,7 +79,9 @@ def body_for(target: str, with_clients: bool = False) -> str:
         "m = importlib.util.module_from_spec(s)\ns.loader.exec_module(m)"
     )
     if with_clients and CLIENTS.get(target):
-        code += "\nfrom tsunagu.adapters.aws import client\n" + "\n".join(f"client({c!r})" for c in CLIENTS[target])
+        code += "\nfrom tsunagu.infrastructure.aws import client\n" + "\n".join(
+            f"client({c!r})" for c in CLIENTS[target]
+        )
     return code
 
 

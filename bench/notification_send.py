@@ -33,10 +33,10 @@ for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
 from moto import mock_aws  # noqa: E402
 
 from tsunagu import wiring  # noqa: E402
-from tsunagu.adapters.line_api import LineClient  # noqa: E402
-from tsunagu.domain import notifications as n  # noqa: E402
-from tsunagu.domain.phone import line_hash  # noqa: E402
-from tsunagu.services.notifications import SenderConfig  # noqa: E402
+from tsunagu.infrastructure.line_api import LineClient  # noqa: E402
+from tsunagu.notifications import domain as n  # noqa: E402
+from tsunagu.notifications.phone import line_hash  # noqa: E402
+from tsunagu.notifications.service import SenderConfig  # noqa: E402
 from tsunagu_local.resources import create_resources  # noqa: E402
 from tsunagu_local.sandbox import LineSandbox  # noqa: E402
 from tsunagu_local.stack import Ports  # noqa: E402

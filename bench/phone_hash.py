@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 import phonenumbers  # noqa: E402
 
 from tests.unit.test_phone_domain import generated  # noqa: E402
-from tsunagu.domain.phone import library_reference, line_hash, to_e164  # noqa: E402
+from tsunagu.notifications.phone import library_reference, line_hash, to_e164  # noqa: E402
 
 REALISTIC = [
     "090-1234-5678",

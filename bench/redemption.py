@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from tsunagu.domain import coupons as c
+from tsunagu.coupons import domain as c
 from tsunagu_local.client import request
 from tsunagu_local.stack import LocalStack, Ports
 

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import line_event, sign, webhook_body  # noqa: E402
-from tsunagu.domain.webhook import batches, build_entries, parse_envelope  # noqa: E402
-from tsunagu.services.webhook_intake import WebhookIntake  # noqa: E402
+from tsunagu.intake.service import WebhookIntake  # noqa: E402
+from tsunagu.intake.webhook import batches, build_entries, parse_envelope  # noqa: E402
 from tsunagu_local.client import request  # noqa: E402
 from tsunagu_local.stack import Ports  # noqa: E402
 

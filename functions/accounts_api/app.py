@@ -10,18 +10,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tsunagu import wiring
-from tsunagu.domain.accounts import (
+from tsunagu.accounts.domain import (
     AccountSettings,
     AccountSettingsPatch,
     AccountView,
     ChannelCredentials,
     CreatedAccount,
 )
+from tsunagu.billing import routes as billing_routes
+from tsunagu.coupons import routes as coupon_routes
 from tsunagu.http import build_resolver, openapi_document
+from tsunagu.notifications import routes as notification_routes
 from tsunagu.observability import logger, metrics, tracer
-from tsunagu.routes import billing as billing_routes
-from tsunagu.routes import coupons as coupon_routes
-from tsunagu.routes import notifications as notification_routes
 
 tracing = tracer()
 accounts = wiring.account_service()

@@ -16,11 +16,11 @@ from urllib.parse import quote
 
 from tsunagu import wiring
 from tsunagu.config import get_settings
-from tsunagu.coupon_pages import coupon_page, qr_svg
-from tsunagu.domain.coupons import IdTokenError
+from tsunagu.coupons.domain import IdTokenError
+from tsunagu.coupons.pages import coupon_page, qr_svg
 from tsunagu.errors import DomainError, NotFound
+from tsunagu.linking.pages import message_page
 from tsunagu.observability import logger, metrics, tracer
-from tsunagu.pages import message_page
 
 tracing = tracer()
 page = wiring.coupon_page()

@@ -9,9 +9,9 @@ import json
 from typing import Any
 
 from tsunagu import wiring
-from tsunagu.domain.text import has_lone_surrogate
 from tsunagu.errors import DomainError
 from tsunagu.observability import logger, metrics, tracer
+from tsunagu.text import has_lone_surrogate
 
 tracing = tracer()
 redemptions = wiring.redemptions()

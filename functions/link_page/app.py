@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl
 
 from tsunagu import wiring
 from tsunagu.config import get_settings
-from tsunagu.domain.linking import LinkRefused
+from tsunagu.linking.domain import LinkRefused
+from tsunagu.linking.pages import link_form, message_page
 from tsunagu.observability import logger, metrics, tracer
-from tsunagu.pages import link_form, message_page
 
 tracing = tracer()
 linking = wiring.linking_service()

@@ -23,8 +23,8 @@ import json
 import os
 import sys
 
-from tsunagu.domain.members import MAX_ROWS_PER_REQUEST, csv_to_rows, decode_csv
-from tsunagu.domain.members import batches as member_batches
+from tsunagu.linking.members import MAX_ROWS_PER_REQUEST, csv_to_rows, decode_csv
+from tsunagu.linking.members import batches as member_batches
 from tsunagu_local.client import request
 
 

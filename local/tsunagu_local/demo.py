@@ -9,7 +9,7 @@ import time
 import uuid
 from typing import Any
 
-from tsunagu.domain.phone import line_hash
+from tsunagu.notifications.phone import line_hash
 from tsunagu_local.client import request
 from tsunagu_local.linkflow import error_code, open_link_page, submit_link_form
 from tsunagu_local.stack import LocalStack

@@ -243,7 +243,7 @@ class LineSandbox:
     def token(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """LINE Login's token endpoint (authorization_code): an ID token signed HS256 with the
         channel secret, as LINE does for web login."""
-        from tsunagu.domain.coupons import LINE_ISSUER, sign_id_token
+        from tsunagu.coupons.domain import LINE_ISSUER, sign_id_token
 
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         with self.state.lock:

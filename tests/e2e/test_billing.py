@@ -18,10 +18,10 @@ def test_fifty_concurrent_sends_never_pass_a_light_plans_free_messages(
     local_stack: RunningStack, in_process: str
 ) -> None:
     from tsunagu import wiring
-    from tsunagu.adapters.billing import DynamoBillingStore
-    from tsunagu.adapters.line_api import LineClient
-    from tsunagu.adapters.usage import DynamoUsageLedger
-    from tsunagu.services.billing import BillingService, QuotaRefused, jst_today
+    from tsunagu.billing.service import BillingService, QuotaRefused, jst_today
+    from tsunagu.billing.store import DynamoBillingStore
+    from tsunagu.billing.usage_store import DynamoUsageLedger
+    from tsunagu.infrastructure.line_api import LineClient
 
     sb = local_stack.sandbox
     aid, _ = new_account(local_stack, plan="light")

@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.conftest import OPERATOR_KEY, RunningStack
 from tests.e2e.test_link_page_browser import browser  # noqa: F401 - fixture
-from tsunagu.domain import coupons as c
+from tsunagu.coupons import domain as c
 from tsunagu_local.client import request
 
 pytestmark = pytest.mark.e2e

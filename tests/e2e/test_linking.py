@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import OPERATOR_KEY, RunningStack
-from tsunagu.adapters.linking import DynamoLinkStore
-from tsunagu.domain.linking import new_nonce
 from tsunagu.errors import UpstreamError
+from tsunagu.linking.domain import new_nonce
+from tsunagu.linking.store import DynamoLinkStore
 from tsunagu_local import linkflow
 from tsunagu_local.client import request
 

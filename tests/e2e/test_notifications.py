@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import OPERATOR_KEY, RunningStack, new_account
-from tsunagu.domain.phone import line_hash
+from tsunagu.notifications.phone import line_hash
 from tsunagu_local.client import request
 
 pytestmark = pytest.mark.e2e
@@ -174,8 +174,8 @@ def test_racing_senders_send_one_notification_once(local_stack: RunningStack, in
     from concurrent.futures import ThreadPoolExecutor
 
     from tsunagu import wiring
-    from tsunagu.domain import notifications as n
-    from tsunagu.services.notifications import RetryLater
+    from tsunagu.notifications import domain as n
+    from tsunagu.notifications.service import RetryLater
 
     sb = local_stack.sandbox
     aid, _ = new_account(local_stack, account_type="verified", certified_provider=True)  # R-PNP-3

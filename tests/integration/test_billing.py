@@ -12,12 +12,12 @@ import pytest
 
 from tests.integration.conftest import OPERATOR_KEY
 from tsunagu import wiring
-from tsunagu.adapters.billing import DynamoBillingStore
-from tsunagu.adapters.line_api import LineApiError, LineRefused
-from tsunagu.adapters.usage import DynamoUsageLedger
+from tsunagu.billing.service import BillingService, QuotaRefused
+from tsunagu.billing.store import DynamoBillingStore
+from tsunagu.billing.usage_store import DynamoUsageLedger
 from tsunagu.config import get_settings
 from tsunagu.errors import BadRequest, Conflict, UpstreamError
-from tsunagu.services.billing import BillingService, QuotaRefused
+from tsunagu.infrastructure.line_api import LineApiError, LineRefused
 
 TEXT = [{"type": "text", "text": "お知らせ"}]
 

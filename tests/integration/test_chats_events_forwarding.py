@@ -201,7 +201,7 @@ def test_the_relay_never_follows_a_redirect():
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from tsunagu.adapters.http_relay import UrllibRelay
+    from tsunagu.infrastructure.outbound import UrllibRelay
 
     hits: list[str] = []
 

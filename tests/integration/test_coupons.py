@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.conftest import OPERATOR_KEY, scan_all
 from tsunagu import wiring
-from tsunagu.domain import coupons as c
+from tsunagu.coupons import domain as c
 
 MILK, BREAD, TOFU = "4901234567890", "4909876543210", "4900000000017"
 

@@ -13,9 +13,9 @@ import pytest
 
 from tests.integration.conftest import OPERATOR_KEY, scan_all
 from tsunagu import wiring
-from tsunagu.adapters.line_api import LineApiError, LineRefused
-from tsunagu.domain.phone import line_hash
-from tsunagu.services.notifications import RetryLater, SenderConfig
+from tsunagu.infrastructure.line_api import LineApiError, LineRefused
+from tsunagu.notifications.phone import line_hash
+from tsunagu.notifications.service import RetryLater, SenderConfig
 
 SHIPPED = {"messages": [{"type": "text", "text": "{{name}}様、ご注文 {{order}} を発送しました。"}]}
 
@@ -354,7 +354,7 @@ def test_a_linked_member_who_is_a_friend_gets_a_push_with_a_retry_key(api, stack
     user = "U" + "a" * 32
     link_store = wiring.link_store()
     link_store._put_new({"PK": f"ACCOUNT#{aid}", "SK": "LINK#MEMBER#1234567", "user_id": user, "linked_at": 1})
-    from tsunagu.domain.friendship import FriendSnapshot, FriendState, Transition
+    from tsunagu.messaging.friendship import FriendSnapshot, FriendState, Transition
 
     snap = FriendSnapshot(FriendState.FRIEND, 1, 1)
     assert wiring.friend_store().apply(aid, user, "ev-1", None, Transition(snap, 1, 0))

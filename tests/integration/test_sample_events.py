@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tsunagu.adapters.secrets import SecretsManagerChannelSecrets
+from tsunagu.infrastructure.secrets import SecretsManagerChannelSecrets
 from tsunagu_local.cfn import load_template
 from tsunagu_local.resources import ROOT, TEMPLATE
 

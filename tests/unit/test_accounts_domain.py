@@ -3,8 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from tsunagu.domain.accounts import AccountSettings, AccountSettingsPatch, ChannelCredentials
-from tsunagu.domain.ids import (
+from tsunagu.accounts.domain import AccountSettings, AccountSettingsPatch, ChannelCredentials
+from tsunagu.accounts.ids import (
     api_key_account,
     api_key_matches,
     hash_api_key,

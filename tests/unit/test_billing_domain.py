@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from tsunagu.domain.billing import (
+from tsunagu.billing.domain import (
     BILLABLE_KINDS,
     PLANS,
     TIERS,

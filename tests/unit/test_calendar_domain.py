@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from tsunagu.domain.calendar import (
+from tsunagu.billing.calendar import (
     JP_HOLIDAYS,
     JP_HOLIDAYS_YEAR_END,
     JST,
@@ -130,7 +130,7 @@ def test_holidays_outside_the_supported_range_refuse(year):
 
 
 def test_import_builds_no_holiday_table():
-    code = "import tsunagu.domain.calendar as c; print(c._holidays.cache_info().currsize)"
+    code = "import tsunagu.billing.calendar as c; print(c._holidays.cache_info().currsize)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"
 

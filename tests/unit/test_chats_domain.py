@@ -6,7 +6,7 @@ import io
 import pytest
 
 from tests.conftest import line_event
-from tsunagu.domain.chats import ChatMessage, inbound, parse_jst_date, summarize, to_csv
+from tsunagu.messaging.chats import ChatMessage, inbound, parse_jst_date, summarize, to_csv
 
 
 def test_a_users_text_message_is_archived_with_its_id_and_time():

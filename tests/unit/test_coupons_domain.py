@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from tsunagu.domain import coupons as c
-from tsunagu.domain.coupons import (
+from tsunagu.coupons import domain as c
+from tsunagu.coupons.domain import (
     JST,
     BasketLine,
     CouponDefinition,

@@ -3,9 +3,9 @@
 import pytest
 
 from tests.conftest import line_event
-from tsunagu.domain.forwarding import check_target
-from tsunagu.domain.webhook import redacted_for_storage
 from tsunagu.errors import ValidationFailed
+from tsunagu.intake.forwarding import check_target
+from tsunagu.intake.webhook import redacted_for_storage
 
 
 @pytest.mark.parametrize(

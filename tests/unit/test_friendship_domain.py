@@ -1,6 +1,6 @@
 """Friend state transitions: newest event wins, counters move consistently."""
 
-from tsunagu.domain.friendship import FriendSnapshot, FriendState, apply_event
+from tsunagu.messaging.friendship import FriendSnapshot, FriendState, apply_event
 
 
 def test_first_follow_makes_a_friend_and_counts_one():

@@ -4,14 +4,14 @@ from itertools import pairwise
 
 import pytest
 
-from tsunagu.domain.linking import (
+from tsunagu.linking.domain import (
     factor_hash,
     hash_password,
     normalize_phone_jp,
     parse_birth_date,
     password_matches,
 )
-from tsunagu.domain.members import csv_to_rows, decode_csv, parse_rows
+from tsunagu.linking.members import csv_to_rows, decode_csv, parse_rows
 
 KEY = b"k" * 32
 
@@ -103,7 +103,7 @@ def test_scrypt_hashes_are_salted():
 
 
 def test_import_batches_hold_at_most_1000_members_and_100_passwords():
-    from tsunagu.domain.members import batches
+    from tsunagu.linking.members import batches
 
     rows = [{"member_number": str(1000 + i), **({"password": "pw-123456"} if i % 2 else {})} for i in range(2_500)]
     cuts = batches(rows)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tsunagu.domain import notifications as n
-from tsunagu.domain.ratelimit import TokenBucket
+from tsunagu.notifications import domain as n
+from tsunagu.ratelimit import TokenBucket
 
 FLEX = {"messages": [{"type": "text", "text": "{{name}}様 ご注文{{order}}を発送しました"}]}
 

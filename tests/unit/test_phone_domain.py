@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from tsunagu.domain.phone import library_reference, line_hash, region_of, to_e164
+from tsunagu.notifications.phone import library_reference, line_hash, region_of, to_e164
 
 
 def test_lines_published_hash_example():

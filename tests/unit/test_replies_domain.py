@@ -1,9 +1,9 @@
 """Which free reply an event earns (R-MSG-2), and when a reply token may be used."""
 
 from tests.conftest import line_event
-from tsunagu.domain.accounts import AccountSettings, AutoResponse
-from tsunagu.domain.profile import AccountProfile
-from tsunagu.domain.replies import REPLY_EVENT_MAX_AGE_MS, REPLY_TOKEN_MAX_AGE_MS, can_reply, reply_for
+from tsunagu.accounts.domain import AccountSettings, AutoResponse
+from tsunagu.accounts.profile import AccountProfile
+from tsunagu.messaging.replies import REPLY_EVENT_MAX_AGE_MS, REPLY_TOKEN_MAX_AGE_MS, can_reply, reply_for
 
 API_SETTINGS = AccountSettings(
     name="shop",

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from tests.conftest import line_event, sign, webhook_body
-from tsunagu.domain.webhook import (
+from tsunagu.errors import BadRequest, InvalidSignature
+from tsunagu.intake.webhook import (
     SQS_BATCH_MAX_BYTES,
     batches,
     build_entries,
@@ -14,7 +15,6 @@ from tsunagu.domain.webhook import (
     signature_for,
     verify_signature,
 )
-from tsunagu.errors import BadRequest, InvalidSignature
 
 # LINE's official test vector (line-platform.md 1.2).
 VECTOR_BODY = b'{"destination":"U8e742f61d673b39c7fff3cecb7536ef0","events":[]}'

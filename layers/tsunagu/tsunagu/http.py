@@ -11,9 +11,9 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from tsunagu.domain.text import json_has_lone_surrogate
 from tsunagu.errors import DomainError
 from tsunagu.observability import logger
+from tsunagu.text import json_has_lone_surrogate
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response[str]:

@@ -9,28 +9,28 @@ from tsunagu.config import get_settings
 
 
 def dynamodb_client():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.aws import client
+    from tsunagu.infrastructure.aws import client
 
     return client("dynamodb")
 
 
 @lru_cache(maxsize=1)
 def account_store():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.dynamodb import DynamoAccountStore
+    from tsunagu.accounts.store import DynamoAccountStore
 
     return DynamoAccountStore(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
 def friend_store():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.dynamodb import DynamoFriendStore
+    from tsunagu.messaging.store import DynamoFriendStore
 
     return DynamoFriendStore(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
 def channel_secrets():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.secrets import SecretsManagerChannelSecrets
+    from tsunagu.infrastructure.secrets import SecretsManagerChannelSecrets
 
     s = get_settings()
     return SecretsManagerChannelSecrets(s.secret_prefix, s.secret_cache_seconds)
@@ -38,7 +38,7 @@ def channel_secrets():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def operator_key():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.secrets import OperatorKey
+    from tsunagu.infrastructure.secrets import OperatorKey
 
     s = get_settings()
     return OperatorKey(s.operator_key_secret_id, s.local_operator_key)
@@ -46,15 +46,15 @@ def operator_key():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def account_service():  # type: ignore[no-untyped-def]
-    from tsunagu.services.accounts import AccountService
+    from tsunagu.accounts.service import AccountService
 
     return AccountService(account_store(), channel_secrets())
 
 
 @lru_cache(maxsize=1)
 def webhook_intake():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.queues import SqsEventQueues
-    from tsunagu.services.webhook_intake import WebhookIntake
+    from tsunagu.infrastructure.queues import SqsEventQueues
+    from tsunagu.intake.service import WebhookIntake
 
     s = get_settings()
     queues = SqsEventQueues(
@@ -67,14 +67,14 @@ def webhook_intake():  # type: ignore[no-untyped-def]
             "forward": s.forward_queue_url,
         }
     )
-    from tsunagu.adapters.dynamodb import CachedForwardTargets
+    from tsunagu.intake.store import CachedForwardTargets
 
     return WebhookIntake(channel_secrets(), queues, CachedForwardTargets(account_store()), s.max_webhook_body_bytes)
 
 
 @lru_cache(maxsize=1)
 def friendship_service():  # type: ignore[no-untyped-def]
-    from tsunagu.services.friendship import FriendshipService
+    from tsunagu.messaging.friendship_service import FriendshipService
 
     def grant_on_follow(account_id: str, user_id: str) -> Any:
         return coupon_grants().on_follow(account_id, user_id)  # built on the first follow only
@@ -84,65 +84,65 @@ def friendship_service():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def friend_query():  # type: ignore[no-untyped-def]
-    from tsunagu.services.friendship import FriendQuery
+    from tsunagu.messaging.friendship_service import FriendQuery
 
     return FriendQuery(friend_store())
 
 
 @lru_cache(maxsize=1)
 def chat_archive():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.dynamodb import DynamoChatArchive
+    from tsunagu.messaging.store import DynamoChatArchive
 
     return DynamoChatArchive(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
 def reply_service():  # type: ignore[no-untyped-def]
-    from tsunagu.services.replies import ReplyService
+    from tsunagu.messaging.reply_service import ReplyService
 
     return ReplyService(account_store(), channel_secrets(), line_client(), chat_archive(), usage_ledger())
 
 
 @lru_cache(maxsize=1)
 def message_service():  # type: ignore[no-untyped-def]
-    from tsunagu.services.messages import MessageService
+    from tsunagu.messaging.inbound_service import MessageService
 
     return MessageService(account_store(), chat_archive(), reply_service(), linking_service())
 
 
 @lru_cache(maxsize=1)
 def line_client():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.line_api import LineClient
+    from tsunagu.infrastructure.line_api import LineClient
 
     return LineClient(get_settings().line_api_base_url)
 
 
 @lru_cache(maxsize=1)
 def member_register():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.linking import DynamoMemberRegister
+    from tsunagu.linking.store import DynamoMemberRegister
 
     return DynamoMemberRegister(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
 def link_store():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.linking import DynamoLinkStore
+    from tsunagu.linking.store import DynamoLinkStore
 
     return DynamoLinkStore(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
 def factor_keys():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.secrets import SecretsManagerFactorKeys
+    from tsunagu.infrastructure.secrets import SecretsManagerFactorKeys
 
     return SecretsManagerFactorKeys(get_settings().secret_prefix)
 
 
 @lru_cache(maxsize=1)
 def linking_service():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.http_relay import HttpOtpSender
-    from tsunagu.adapters.linking import DynamoOtpStore
-    from tsunagu.services.linking import LinkingService, LinkLimits
+    from tsunagu.infrastructure.outbound import HttpOtpSender
+    from tsunagu.linking.service import LinkingService, LinkLimits
+    from tsunagu.linking.store import DynamoOtpStore
 
     s = get_settings()
     limits = LinkLimits(per_member=s.link_max_failures_per_member, per_user=s.link_max_failures_per_user)
@@ -162,59 +162,59 @@ def linking_service():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def member_service():  # type: ignore[no-untyped-def]
-    from tsunagu.services.members import MemberService
+    from tsunagu.linking.member_service import MemberService
 
     return MemberService(member_register(), link_store(), factor_keys(), friend_store())
 
 
 @lru_cache(maxsize=1)
 def chat_export():  # type: ignore[no-untyped-def]
-    from tsunagu.services.chats import ChatExport
+    from tsunagu.messaging.chat_service import ChatExport
 
     return ChatExport(chat_archive())
 
 
 @lru_cache(maxsize=1)
 def event_store_service():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.dynamodb import DynamoEventStore
-    from tsunagu.services.event_store import EventStoreService
+    from tsunagu.intake.event_store_service import EventStoreService
+    from tsunagu.intake.store import DynamoEventStore
 
     return EventStoreService(DynamoEventStore(get_settings().table_name))
 
 
 @lru_cache(maxsize=1)
 def forwarding_service():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.http_relay import UrllibRelay, resolve
-    from tsunagu.services.forwarding import ForwardingService
+    from tsunagu.infrastructure.outbound import UrllibRelay, resolve
+    from tsunagu.intake.forwarding_service import ForwardingService
 
     return ForwardingService(UrllibRelay(), resolve, get_settings().allow_private_forwarding)
 
 
 @lru_cache(maxsize=1)
 def friend_stats_service():  # type: ignore[no-untyped-def]
-    from tsunagu.services.friend_stats import FriendStatsService
+    from tsunagu.messaging.stats_service import FriendStatsService
 
     return FriendStatsService(account_store(), friend_store())
 
 
 @lru_cache(maxsize=1)
 def notification_store():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.notifications import DynamoNotificationStore
+    from tsunagu.notifications.store import DynamoNotificationStore
 
     return DynamoNotificationStore(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
 def notification_templates():  # type: ignore[no-untyped-def]
-    from tsunagu.services.notifications import NotificationTemplates
+    from tsunagu.notifications.service import NotificationTemplates
 
     return NotificationTemplates(notification_store())
 
 
 @lru_cache(maxsize=1)
 def notification_batches():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.queues import SqsEventQueues
-    from tsunagu.services.notifications import NotificationBatches
+    from tsunagu.infrastructure.queues import SqsEventQueues
+    from tsunagu.notifications.service import NotificationBatches
 
     queue = SqsEventQueues({"notify": get_settings().notification_queue_url})
     return NotificationBatches(notification_store(), notification_templates(), factor_keys(), queue)
@@ -222,7 +222,7 @@ def notification_batches():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def notification_sender():  # type: ignore[no-untyped-def]
-    from tsunagu.services.notifications import NotificationSender, SenderConfig
+    from tsunagu.notifications.service import NotificationSender, SenderConfig
 
     config = SenderConfig(rate_per_second=get_settings().sender_rate_per_second)
     return NotificationSender(
@@ -239,42 +239,42 @@ def notification_sender():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def delivery_reconciler():  # type: ignore[no-untyped-def]
-    from tsunagu.services.notifications import DeliveryReconciler
+    from tsunagu.notifications.service import DeliveryReconciler
 
     return DeliveryReconciler(notification_store())
 
 
 @lru_cache(maxsize=1)
 def notification_sweep():  # type: ignore[no-untyped-def]
-    from tsunagu.services.notifications import NotificationSweep
+    from tsunagu.notifications.service import NotificationSweep
 
     return NotificationSweep(account_store(), notification_store())
 
 
 @lru_cache(maxsize=1)
 def usage_ledger():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.usage import DynamoUsageLedger
+    from tsunagu.billing.usage_store import DynamoUsageLedger
 
     return DynamoUsageLedger(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
 def coupon_store():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.coupons import DynamoCouponStore
+    from tsunagu.coupons.store import DynamoCouponStore
 
     return DynamoCouponStore(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
 def line_coupons():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.line_coupons import LineCouponApi
+    from tsunagu.coupons.line_coupons import LineCouponApi
 
     return LineCouponApi(get_settings().line_api_base_url)
 
 
 @lru_cache(maxsize=1)
 def coupon_code_keys():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.secrets import SecretsManagerFactorKeys
+    from tsunagu.infrastructure.secrets import SecretsManagerFactorKeys
 
     return SecretsManagerFactorKeys(
         get_settings().secret_prefix, "coupon-code-key", "tsunagu: MAC key of rotating coupon redemption codes"
@@ -283,7 +283,7 @@ def coupon_code_keys():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def login_channels():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.secrets import SecretsManagerLoginChannels
+    from tsunagu.infrastructure.secrets import SecretsManagerLoginChannels
 
     s = get_settings()
     return SecretsManagerLoginChannels(s.secret_prefix, s.secret_cache_seconds)
@@ -291,21 +291,21 @@ def login_channels():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def coupon_catalog():  # type: ignore[no-untyped-def]
-    from tsunagu.services.coupons import CouponCatalog
+    from tsunagu.coupons.service import CouponCatalog
 
     return CouponCatalog(coupon_store(), line_coupons(), channel_secrets())
 
 
 @lru_cache(maxsize=1)
 def coupon_grants():  # type: ignore[no-untyped-def]
-    from tsunagu.services.coupons import CouponGrants
+    from tsunagu.coupons.service import CouponGrants
 
     return CouponGrants(coupon_store(), coupon_catalog(), link_store())
 
 
 @lru_cache(maxsize=1)
 def coupon_page():  # type: ignore[no-untyped-def]
-    from tsunagu.services.coupons import CouponPage
+    from tsunagu.coupons.service import CouponPage
 
     s = get_settings()
     return CouponPage(coupon_grants(), login_channels(), coupon_code_keys(), line_coupons(), s.line_access_base_url)
@@ -313,15 +313,15 @@ def coupon_page():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def redemptions():  # type: ignore[no-untyped-def]
-    from tsunagu.services.coupons import Redemptions
+    from tsunagu.coupons.service import Redemptions
 
     return Redemptions(coupon_store(), coupon_grants(), coupon_code_keys())
 
 
 @lru_cache(maxsize=1)
 def billing_service():  # type: ignore[no-untyped-def]
-    from tsunagu.adapters.billing import DynamoBillingStore
-    from tsunagu.services.billing import BillingService
+    from tsunagu.billing.service import BillingService
+    from tsunagu.billing.store import DynamoBillingStore
 
     s = get_settings()
     return BillingService(
@@ -340,7 +340,7 @@ def reset() -> None:
     for obj in list(globals().values()):
         if callable(obj) and hasattr(obj, "cache_clear"):
             obj.cache_clear()
-    from tsunagu.adapters import aws
+    from tsunagu.infrastructure import aws
 
     aws.client.cache_clear()
     aws.session.cache_clear()

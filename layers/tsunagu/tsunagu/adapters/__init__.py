@@ -1,1 +1,0 @@
-"""The only modules that know boto3 or HTTP."""

@@ -1,1 +1,0 @@
-"""Pure business rules: no AWS, no HTTP. Tested without moto."""

@@ -1,1 +1,0 @@
-"""Use cases: each orchestrates domain rules and ports; none imports boto3."""
