@@ -11,7 +11,7 @@ from tsunagu_local.resources import ROOT
 
 def document() -> dict[str, object]:
     os.environ.setdefault("AWS_DEFAULT_REGION", "ap-northeast-1")
-    spec = importlib.util.spec_from_file_location("accounts_api_app", ROOT / "functions/accounts_api/app.py")
+    spec = importlib.util.spec_from_file_location("api_docs_app", ROOT / "functions/api_docs/app.py")
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -65,3 +65,20 @@ class UpstreamError(DomainError):
 
     code = "upstream_error"
     status = 502
+
+
+# LINE's answers, declared here so services catch them without knowing the HTTP client.
+class LineRefused(BadRequest):
+    """LINE answered 4xx: final, retrying the same request cannot help."""
+
+    code = "line_refused"
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"LINE refused the request ({status}): {message}")
+        self.http_status = status
+
+
+class LineApiError(UpstreamError):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"LINE answered {status}: {message}", code="line_api_error")
+        self.http_status = status

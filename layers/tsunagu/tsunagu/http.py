@@ -1,158 +1,123 @@
-"""The one place that maps errors to HTTP: every API function builds its resolver here.
+"""The HTTP face every function shares, lean ones included: the error body, JSON and HTML answers
+in API Gateway's proxy format, the parsed request, cookies and the JSON body check.
+
+No pydantic and no event-handler framework here: the webhook intake, the redemption function and
+the member-facing pages import this module on their hot path. The resolver-based API functions
+build on it in ``tsunagu.api``.
 
 Error body, always: ``{"error": {"code": "<stable code>", "message": "<human text>"}}``."""
 
 from __future__ import annotations
 
+import base64
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from tsunagu.errors import BadRequest, DomainError, ValidationFailed
+from tsunagu.text import has_lone_surrogate
 
-from tsunagu.errors import DomainError
-from tsunagu.observability import logger
-from tsunagu.text import json_has_lone_surrogate
+JSON = "application/json; charset=utf-8"
+HTML = "text/html; charset=utf-8"
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> Response[str]:
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     err: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         err["details"] = details
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"error": err}, ensure_ascii=False, default=str),
-    )
+    return {"error": err}
 
 
-def _validation_details(errors: Any) -> list[dict[str, Any]]:
-    # Never echo the rejected input back: it may hold a secret or personal data.
-    return [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in errors]
-
-
-def _not_json(app: APIGatewayHttpResolver) -> bool:
-    """True when a body was sent with a content-type that is not JSON (a missing
-    content-type is read as JSON, as curl users expect)."""
-    event = app.current_event
-    ctype = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
-    return bool(event.body) and bool(ctype) and not ctype.endswith("json")
-
-
-def _refuse_unstorable_text(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
-    """Before any route runs: a body with a lone surrogate is refused (nothing written)."""
-    if _not_json(app):  # a CSV upload (UTF-8 or Shift_JIS) is its route's to decode
-        return next_middleware(app)
-    try:
-        body = app.current_event.decoded_body
-    except UnicodeDecodeError:  # not UTF-8, so not JSON: the route's validation answers it
-        return next_middleware(app)
-    if isinstance(body, str) and json_has_lone_surrogate(body):
-        return error_response(
-            422, "invalid_text", "the body holds a lone UTF-16 surrogate (\\ud800-\\udfff); send valid Unicode text"
-        )
-    return next_middleware(app)
-
-
-def build_resolver() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
-    app.use(middlewares=[_refuse_unstorable_text])
-
-    @app.exception_handler(DomainError)  # type: ignore[untyped-decorator]
-    def _domain(e: DomainError) -> Response[str]:
-        return error_response(e.status, e.code, e.message, e.details)
-
-    @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
-    def _invalid(e: RequestValidationError) -> Response[str]:
-        if _not_json(app):
-            return error_response(415, "unsupported_media_type", "send the body as application/json")
-        errors = e.errors()
-        body_unparseable = any(err.get("type") == "json_invalid" for err in errors)
-        if body_unparseable:
-            return error_response(400, "invalid_json", "request body is not valid JSON")
-        return error_response(422, "validation_failed", "request failed validation", _validation_details(errors))
-
-    @app.not_found
-    def _not_found(_: NotFoundError) -> Response[str]:
-        return error_response(404, "route_not_found", "no such route")
-
-    from pydantic import ValidationError  # resolver functions load pydantic anyway; lean ones never get here
-
-    @app.exception_handler(ValidationError)  # type: ignore[untyped-decorator]
-    def _model_invalid(e: ValidationError) -> Response[str]:
-        # A model built inside a route (e.g. settings merged with a patch) refused the input.
-        return error_response(422, "validation_failed", "request failed validation", _validation_details(e.errors()))
-
-    @app.exception_handler(RecursionError)  # type: ignore[untyped-decorator]
-    def _too_deep(_: RecursionError) -> Response[str]:
-        return error_response(400, "invalid_json", "request body is nested too deeply")
-
-    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-    def _unexpected(e: Exception) -> Response[str]:
-        logger.exception("unhandled error")
-        return error_response(500, "internal_error", "internal error; it has been logged")
-
-    return app
-
-
-def _error_schema(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+def respond(
+    status: int,
+    body: str,
+    content_type: str,
+    headers: dict[str, str] | None = None,
+    cookies: list[str] | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "statusCode": status,
+        "headers": {"content-type": content_type, "cache-control": "no-store", **(headers or {})},
+        "body": body,
     }
+    if cookies is not None:
+        out["cookies"] = cookies
+    return out
 
 
-# Routes served by functions that do not use the resolver (kept lean for cold start), and the
-# error body every route shares: documented here so /openapi.json describes the whole API.
-EXTRA_OPENAPI: dict[str, Any] = {
-    "paths": {
-        "/line/{accountId}/webhook": {
-            "post": {
-                "summary": "LINE webhook intake (signed by LINE with the channel secret)",
-                "operationId": "line_webhook",
-                "parameters": [
-                    {"name": "accountId", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {"name": "x-line-signature", "in": "header", "required": True, "schema": {"type": "string"}},
-                ],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
-                "responses": {
-                    "200": {"description": "events accepted and queued (also for an empty events array)"},
-                    "400": _error_schema("valid signature, but not a LINE webhook (code invalid_webhook)"),
-                    "401": _error_schema("missing or wrong signature (code invalid_signature)"),
-                    "404": _error_schema("unknown account or no channel credentials (code unknown_account)"),
-                    "413": _error_schema("body too large (code payload_too_large)"),
-                },
-            }
-        },
-        "/health": {
-            "get": {"summary": "liveness", "operationId": "health", "responses": {"200": {"description": "ok"}}}
-        },
-    },
-    "schemas": {
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {
-                        "code": {"type": "string", "description": "stable, machine-readable"},
-                        "message": {"type": "string"},
-                        "details": {"type": "array", "items": {"type": "object"}},
-                    },
-                }
-            },
-        }
-    },
-}
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return respond(status, json.dumps(body, ensure_ascii=False, default=str), JSON, headers)
 
 
-def openapi_document(app: APIGatewayHttpResolver, title: str = "tsunagu", version: str = "0.1.0") -> dict[str, Any]:
-    doc: dict[str, Any] = app.get_openapi_schema(title=title, version=version).model_dump(
-        mode="json", by_alias=True, exclude_none=True
-    )
-    doc.setdefault("paths", {}).update(EXTRA_OPENAPI["paths"])
-    doc.setdefault("components", {}).setdefault("schemas", {}).update(EXTRA_OPENAPI["schemas"])
-    return doc
+def error_response(e: DomainError) -> dict[str, Any]:
+    return json_response(e.status, error_body(e.code, e.message, e.details))
+
+
+def html_response(
+    status: int,
+    html: str,
+    csp: str,
+    headers: dict[str, str] | None = None,
+    cookies: list[str] | None = None,
+) -> dict[str, Any]:
+    """A member-facing page: never cached, never framed, no referrer (ids travel in URLs)."""
+    page_headers = {
+        "content-security-policy": csp,
+        "x-frame-options": "DENY",
+        "referrer-policy": "no-referrer",
+        **(headers or {}),
+    }
+    return respond(status, html, HTML, page_headers, cookies or [])
+
+
+def cookie(name: str, value: str, path: str, max_age: int, public_base_url: str) -> str:
+    """HttpOnly, SameSite=Lax, and Secure unless the site itself is plain http (the local stack)."""
+    secure = "" if public_base_url.startswith("http://") else "; Secure"
+    return f"{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
+
+
+@dataclass(frozen=True)
+class Request:
+    """An API Gateway HTTP API (v2) event, read once: header names lower-cased."""
+
+    method: str
+    path: str
+    account_id: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    cookies: dict[str, str]
+    body: bytes
+    domain: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, event: dict[str, Any]) -> Request:
+        raw = event.get("body") or ""
+        body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogatepass")
+        ctx = event.get("requestContext") or {}
+        return cls(
+            method=str((ctx.get("http") or {}).get("method", "")),
+            path=str(event.get("rawPath", "")),
+            account_id=str((event.get("pathParameters") or {}).get("accountId", "")),
+            headers={k.lower(): v for k, v in (event.get("headers") or {}).items()},
+            query=dict(event.get("queryStringParameters") or {}),
+            cookies=dict(c.split("=", 1) for c in event.get("cookies", []) if "=" in c),
+            body=body,
+            domain=str(ctx.get("domainName", "")),
+            raw=event,
+        )
+
+    def origin(self, public_base_url: str) -> str:
+        """Where tsunagu is reached from outside: the configured base URL, else the API's domain."""
+        return public_base_url or f"https://{self.domain}"
+
+    def json(self) -> Any:
+        """The body as JSON for the lean functions: 400 ``invalid_json`` when it does not parse (or
+        nests too deeply), 422 ``invalid_text`` for a lone UTF-16 surrogate, which no store keeps."""
+        try:
+            doc = json.loads(self.body.decode("utf-8", "surrogatepass"))
+        except (ValueError, RecursionError):
+            raise BadRequest("request body is not valid JSON", code="invalid_json") from None
+        if has_lone_surrogate(doc):
+            raise ValidationFailed("the body holds a lone UTF-16 surrogate", code="invalid_text")
+        return doc

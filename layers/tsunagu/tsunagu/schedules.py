@@ -23,4 +23,4 @@ def scheduled_handler(job: Callable[[dict[str, Any]], dict[str, Any]]) -> Handle
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return job(event or {})
 
-    return lambda_handler  # type: ignore[no-any-return]
+    return lambda_handler

@@ -3,33 +3,69 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tsunagu.config import get_settings
 
+if TYPE_CHECKING:
+    from tsunagu.accounts.service import AccountService
+    from tsunagu.accounts.store import DynamoAccountStore
+    from tsunagu.billing.service import BillingService
+    from tsunagu.billing.usage_store import DynamoUsageLedger
+    from tsunagu.coupons.line_coupons import LineCouponApi
+    from tsunagu.coupons.service import CouponCatalog, CouponGrants, CouponPage, Redemptions
+    from tsunagu.coupons.store import DynamoCouponStore
+    from tsunagu.infrastructure.line_api import LineClient
+    from tsunagu.infrastructure.secrets import (
+        OperatorKey,
+        SecretsManagerChannelSecrets,
+        SecretsManagerFactorKeys,
+        SecretsManagerLoginChannels,
+    )
+    from tsunagu.intake.event_store_service import EventStoreService
+    from tsunagu.intake.forwarding_service import ForwardingService
+    from tsunagu.intake.service import WebhookIntake
+    from tsunagu.linking.member_service import MemberService
+    from tsunagu.linking.service import LinkingService
+    from tsunagu.linking.store import DynamoLinkStore, DynamoMemberRegister
+    from tsunagu.messaging.chat_service import ChatExport
+    from tsunagu.messaging.friendship_service import FriendQuery, FriendshipService
+    from tsunagu.messaging.inbound_service import MessageService
+    from tsunagu.messaging.reply_service import ReplyService
+    from tsunagu.messaging.stats_service import FriendStatsService
+    from tsunagu.messaging.store import DynamoChatArchive, DynamoFriendStore
+    from tsunagu.notifications.service import (
+        DeliveryReconciler,
+        NotificationBatches,
+        NotificationSender,
+        NotificationSweep,
+        NotificationTemplates,
+    )
+    from tsunagu.notifications.store import DynamoNotificationStore
 
-def dynamodb_client():  # type: ignore[no-untyped-def]
+
+def dynamodb_client() -> Any:
     from tsunagu.infrastructure.aws import client
 
     return client("dynamodb")
 
 
 @lru_cache(maxsize=1)
-def account_store():  # type: ignore[no-untyped-def]
+def account_store() -> DynamoAccountStore:
     from tsunagu.accounts.store import DynamoAccountStore
 
     return DynamoAccountStore(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
-def friend_store():  # type: ignore[no-untyped-def]
+def friend_store() -> DynamoFriendStore:
     from tsunagu.messaging.store import DynamoFriendStore
 
     return DynamoFriendStore(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
-def channel_secrets():  # type: ignore[no-untyped-def]
+def channel_secrets() -> SecretsManagerChannelSecrets:
     from tsunagu.infrastructure.secrets import SecretsManagerChannelSecrets
 
     s = get_settings()
@@ -37,7 +73,7 @@ def channel_secrets():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def operator_key():  # type: ignore[no-untyped-def]
+def operator_key() -> OperatorKey:
     from tsunagu.infrastructure.secrets import OperatorKey
 
     s = get_settings()
@@ -45,14 +81,14 @@ def operator_key():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def account_service():  # type: ignore[no-untyped-def]
+def account_service() -> AccountService:
     from tsunagu.accounts.service import AccountService
 
     return AccountService(account_store(), channel_secrets())
 
 
 @lru_cache(maxsize=1)
-def webhook_intake():  # type: ignore[no-untyped-def]
+def webhook_intake() -> WebhookIntake:
     from tsunagu.infrastructure.queues import SqsEventQueues
     from tsunagu.intake.service import WebhookIntake
 
@@ -73,7 +109,7 @@ def webhook_intake():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def friendship_service():  # type: ignore[no-untyped-def]
+def friendship_service() -> FriendshipService:
     from tsunagu.messaging.friendship_service import FriendshipService
 
     def grant_on_follow(account_id: str, user_id: str) -> Any:
@@ -83,63 +119,63 @@ def friendship_service():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def friend_query():  # type: ignore[no-untyped-def]
+def friend_query() -> FriendQuery:
     from tsunagu.messaging.friendship_service import FriendQuery
 
     return FriendQuery(friend_store())
 
 
 @lru_cache(maxsize=1)
-def chat_archive():  # type: ignore[no-untyped-def]
+def chat_archive() -> DynamoChatArchive:
     from tsunagu.messaging.store import DynamoChatArchive
 
     return DynamoChatArchive(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
-def reply_service():  # type: ignore[no-untyped-def]
+def reply_service() -> ReplyService:
     from tsunagu.messaging.reply_service import ReplyService
 
     return ReplyService(account_store(), channel_secrets(), line_client(), chat_archive(), usage_ledger())
 
 
 @lru_cache(maxsize=1)
-def message_service():  # type: ignore[no-untyped-def]
+def message_service() -> MessageService:
     from tsunagu.messaging.inbound_service import MessageService
 
     return MessageService(account_store(), chat_archive(), reply_service(), linking_service())
 
 
 @lru_cache(maxsize=1)
-def line_client():  # type: ignore[no-untyped-def]
+def line_client() -> LineClient:
     from tsunagu.infrastructure.line_api import LineClient
 
     return LineClient(get_settings().line_api_base_url)
 
 
 @lru_cache(maxsize=1)
-def member_register():  # type: ignore[no-untyped-def]
+def member_register() -> DynamoMemberRegister:
     from tsunagu.linking.store import DynamoMemberRegister
 
     return DynamoMemberRegister(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
-def link_store():  # type: ignore[no-untyped-def]
+def link_store() -> DynamoLinkStore:
     from tsunagu.linking.store import DynamoLinkStore
 
     return DynamoLinkStore(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
-def factor_keys():  # type: ignore[no-untyped-def]
+def factor_keys() -> SecretsManagerFactorKeys:
     from tsunagu.infrastructure.secrets import SecretsManagerFactorKeys
 
     return SecretsManagerFactorKeys(get_settings().secret_prefix)
 
 
 @lru_cache(maxsize=1)
-def linking_service():  # type: ignore[no-untyped-def]
+def linking_service() -> LinkingService:
     from tsunagu.infrastructure.outbound import HttpOtpSender
     from tsunagu.linking.service import LinkingService, LinkLimits
     from tsunagu.linking.store import DynamoOtpStore
@@ -161,21 +197,21 @@ def linking_service():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def member_service():  # type: ignore[no-untyped-def]
+def member_service() -> MemberService:
     from tsunagu.linking.member_service import MemberService
 
     return MemberService(member_register(), link_store(), factor_keys(), friend_store())
 
 
 @lru_cache(maxsize=1)
-def chat_export():  # type: ignore[no-untyped-def]
+def chat_export() -> ChatExport:
     from tsunagu.messaging.chat_service import ChatExport
 
     return ChatExport(chat_archive())
 
 
 @lru_cache(maxsize=1)
-def event_store_service():  # type: ignore[no-untyped-def]
+def event_store_service() -> EventStoreService:
     from tsunagu.intake.event_store_service import EventStoreService
     from tsunagu.intake.store import DynamoEventStore
 
@@ -183,7 +219,7 @@ def event_store_service():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def forwarding_service():  # type: ignore[no-untyped-def]
+def forwarding_service() -> ForwardingService:
     from tsunagu.infrastructure.outbound import UrllibRelay, resolve
     from tsunagu.intake.forwarding_service import ForwardingService
 
@@ -191,28 +227,28 @@ def forwarding_service():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def friend_stats_service():  # type: ignore[no-untyped-def]
+def friend_stats_service() -> FriendStatsService:
     from tsunagu.messaging.stats_service import FriendStatsService
 
     return FriendStatsService(account_store(), friend_store())
 
 
 @lru_cache(maxsize=1)
-def notification_store():  # type: ignore[no-untyped-def]
+def notification_store() -> DynamoNotificationStore:
     from tsunagu.notifications.store import DynamoNotificationStore
 
     return DynamoNotificationStore(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
-def notification_templates():  # type: ignore[no-untyped-def]
+def notification_templates() -> NotificationTemplates:
     from tsunagu.notifications.service import NotificationTemplates
 
     return NotificationTemplates(notification_store())
 
 
 @lru_cache(maxsize=1)
-def notification_batches():  # type: ignore[no-untyped-def]
+def notification_batches() -> NotificationBatches:
     from tsunagu.infrastructure.queues import SqsEventQueues
     from tsunagu.notifications.service import NotificationBatches
 
@@ -221,7 +257,7 @@ def notification_batches():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def notification_sender():  # type: ignore[no-untyped-def]
+def notification_sender() -> NotificationSender:
     from tsunagu.notifications.service import NotificationSender, SenderConfig
 
     config = SenderConfig(rate_per_second=get_settings().sender_rate_per_second)
@@ -238,42 +274,42 @@ def notification_sender():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def delivery_reconciler():  # type: ignore[no-untyped-def]
+def delivery_reconciler() -> DeliveryReconciler:
     from tsunagu.notifications.service import DeliveryReconciler
 
     return DeliveryReconciler(notification_store())
 
 
 @lru_cache(maxsize=1)
-def notification_sweep():  # type: ignore[no-untyped-def]
+def notification_sweep() -> NotificationSweep:
     from tsunagu.notifications.service import NotificationSweep
 
     return NotificationSweep(account_store(), notification_store())
 
 
 @lru_cache(maxsize=1)
-def usage_ledger():  # type: ignore[no-untyped-def]
+def usage_ledger() -> DynamoUsageLedger:
     from tsunagu.billing.usage_store import DynamoUsageLedger
 
     return DynamoUsageLedger(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
-def coupon_store():  # type: ignore[no-untyped-def]
+def coupon_store() -> DynamoCouponStore:
     from tsunagu.coupons.store import DynamoCouponStore
 
     return DynamoCouponStore(get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
-def line_coupons():  # type: ignore[no-untyped-def]
+def line_coupons() -> LineCouponApi:
     from tsunagu.coupons.line_coupons import LineCouponApi
 
     return LineCouponApi(get_settings().line_api_base_url)
 
 
 @lru_cache(maxsize=1)
-def coupon_code_keys():  # type: ignore[no-untyped-def]
+def coupon_code_keys() -> SecretsManagerFactorKeys:
     from tsunagu.infrastructure.secrets import SecretsManagerFactorKeys
 
     return SecretsManagerFactorKeys(
@@ -282,7 +318,7 @@ def coupon_code_keys():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def login_channels():  # type: ignore[no-untyped-def]
+def login_channels() -> SecretsManagerLoginChannels:
     from tsunagu.infrastructure.secrets import SecretsManagerLoginChannels
 
     s = get_settings()
@@ -290,21 +326,21 @@ def login_channels():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def coupon_catalog():  # type: ignore[no-untyped-def]
+def coupon_catalog() -> CouponCatalog:
     from tsunagu.coupons.service import CouponCatalog
 
     return CouponCatalog(coupon_store(), line_coupons(), channel_secrets())
 
 
 @lru_cache(maxsize=1)
-def coupon_grants():  # type: ignore[no-untyped-def]
+def coupon_grants() -> CouponGrants:
     from tsunagu.coupons.service import CouponGrants
 
     return CouponGrants(coupon_store(), coupon_catalog(), link_store())
 
 
 @lru_cache(maxsize=1)
-def coupon_page():  # type: ignore[no-untyped-def]
+def coupon_page() -> CouponPage:
     from tsunagu.coupons.service import CouponPage
 
     s = get_settings()
@@ -312,14 +348,14 @@ def coupon_page():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def redemptions():  # type: ignore[no-untyped-def]
+def redemptions() -> Redemptions:
     from tsunagu.coupons.service import Redemptions
 
-    return Redemptions(coupon_store(), coupon_grants(), coupon_code_keys())
+    return Redemptions(coupon_store(), coupon_grants(), coupon_code_keys(), account_store())
 
 
 @lru_cache(maxsize=1)
-def billing_service():  # type: ignore[no-untyped-def]
+def billing_service() -> BillingService:
     from tsunagu.billing.service import BillingService
     from tsunagu.billing.store import DynamoBillingStore
 

@@ -37,4 +37,4 @@ def sqs_handler(record_handler: Callable[[SQSRecord], str], on_invoke: Callable[
         )
         return result
 
-    return lambda_handler  # type: ignore[no-any-return]
+    return lambda_handler

@@ -8,24 +8,16 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from tsunagu.accounts.access import bearer_token, key_and_account, require_key
 from tsunagu.accounts.domain import Account, AccountSettings, AccountSettingsPatch
 from tsunagu.accounts.ids import (
-    api_key_account,
-    api_key_matches,
     hash_api_key,
     is_account_id,
     new_account_id,
     new_api_key,
 )
 from tsunagu.accounts.ports import AccountStore, ChannelSecrets
-from tsunagu.errors import NotFound, Unauthorized
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+from tsunagu.errors import Unauthorized
 
 
 @dataclass
@@ -47,15 +39,10 @@ class AccountService:
 
     def authenticate(self, authorization: str | None, account_id: str) -> Account:
         """The account ``authorization`` opens, if it is ``account_id``."""
-        token = bearer_token(authorization)
-        key_account = api_key_account(token) if token else None
-        if not token or not key_account:
-            raise Unauthorized("missing or malformed API key")
+        token, key_account = key_and_account(authorization)
         found = self.store.get(key_account)
-        if found is None or not api_key_matches(token, found[1]):
-            raise Unauthorized("invalid API key")
-        if key_account != account_id:
-            raise NotFound("account not found")
+        require_key(token, found[1] if found else None, key_account, account_id)
+        assert found is not None  # require_key refused otherwise
         return found[0]
 
     def update(self, account: Account, patch: AccountSettingsPatch) -> Account:

@@ -20,6 +20,18 @@ class DynamoAccountStore(Repository):
     def __init__(self, table: str):
         self.table = table
 
+    def account_auth(self, account_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(API key hash, stored settings map) of an account, or None."""
+        r = self.db.get_item(
+            TableName=self.table,
+            Key=to_item(keys.account(account_id)),
+            ProjectionExpression="api_key_hash, settings",
+        )
+        if "Item" not in r:
+            return None
+        d = from_item(r["Item"])
+        return str(d.get("api_key_hash", "")), dict(d.get("settings") or {})
+
     def create(self, account: Account, api_key_hash: str) -> None:
         created = account.created_at.isoformat()
         item = {

@@ -7,17 +7,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tsunagu import wiring
+from tsunagu.api import AccountId, authenticated, csv_response
+from tsunagu.api import router as new_router
 from tsunagu.errors import ValidationFailed
-from tsunagu.observability import logger, metrics
+from tsunagu.observability import metrics
 
-router = Router()  # type: ignore[no-untyped-call]
-AccountId = Annotated[str, Path(max_length=64)]
+router = new_router()
 Month = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -82,17 +81,11 @@ class CallsIn(BaseModel):
     minutes: int = Field(ge=1, le=1440)
 
 
-def _auth(account_id: str) -> Any:
-    account = wiring.account_service().authenticate(router.current_event.headers.get("authorization"), account_id)
-    logger.append_keys(account_id=account_id)
-    return account
-
-
 @router.post("/accounts/<account_id>/messages")  # type: ignore[untyped-decorator]
 def send_message(account_id: AccountId, req: Annotated[SendIn, Body()]) -> dict[str, Any]:
     """Send through tsunagu: metered, quota-checked first (409 ``quota_exceeded`` says how many
     are left; nothing is sent), counted once per retry key."""
-    _auth(account_id)
+    authenticated(router, account_id)
     campaign = (req.campaign.id, req.campaign.cap) if req.campaign else None
     result: dict[str, Any] = wiring.billing_service().send(account_id, req.kind, req.body, req.retry_key, campaign)
     metrics.add_metric(name="MessagesSent", unit="Count", value=result["recipients"])
@@ -104,48 +97,48 @@ def usage(
     account_id: AccountId, month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None
 ) -> dict[str, Any]:
     """This month's messages and cost so far, live from the usage ledger."""
-    _auth(account_id)
-    return wiring.billing_service().usage(account_id, month)  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.billing_service().usage(account_id, month)
 
 
 @router.post("/accounts/<account_id>/forecast")  # type: ignore[untyped-decorator]
 def forecast(account_id: AccountId, req: Annotated[ForecastIn, Body()]) -> dict[str, Any]:
     """The cost and quota effect of a planned send of N billable messages on a day."""
-    _auth(account_id)
-    return wiring.billing_service().forecast(account_id, req.messages, req.day)  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.billing_service().forecast(account_id, req.messages, req.day)
 
 
 @router.get("/accounts/<account_id>/plan")  # type: ignore[untyped-decorator]
 def get_plan(account_id: AccountId) -> dict[str, Any]:
-    _auth(account_id)
-    return wiring.billing_service().plan_view(account_id)  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.billing_service().plan_view(account_id)
 
 
 @router.post("/accounts/<account_id>/plan")  # type: ignore[untyped-decorator]
 def change_plan(account_id: AccountId, req: Annotated[PlanIn, Body()]) -> dict[str, Any]:
     """R-PLAN-3: an upgrade applies today, a downgrade on the 1st of next month."""
-    _auth(account_id)
-    return wiring.billing_service().change_plan(account_id, req.plan)  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.billing_service().change_plan(account_id, req.plan)
 
 
 @router.post("/accounts/<account_id>/options", status_code=201)  # type: ignore[untyped-decorator]
 def add_option(account_id: AccountId, req: Annotated[OptionIn, Body()]) -> dict[str, Any]:
     """Chat Plus, Call Plus or a premium ID (R-PLAN-4, R-PLAN-5)."""
-    _auth(account_id)
-    return wiring.billing_service().add_option(account_id, req.option, req.start, req.end, req.yearly)  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.billing_service().add_option(account_id, req.option, req.start, req.end, req.yearly)
 
 
 @router.put("/accounts/<account_id>/budget")  # type: ignore[untyped-decorator]
 def set_budget(account_id: AccountId, req: Annotated[BudgetIn, Body()]) -> dict[str, Any]:
-    _auth(account_id)
-    return wiring.billing_service().set_budget(account_id, req.monthly_yen, req.monthly_messages)  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.billing_service().set_budget(account_id, req.monthly_yen, req.monthly_messages)
 
 
 @router.post("/accounts/<account_id>/calls")  # type: ignore[untyped-decorator]
 def record_calls(account_id: AccountId, req: Annotated[CallsIn, Body()]) -> dict[str, Any]:
     """Call Plus minutes, 5 yen each (R-PLAN-5), counted once per call id."""
-    _auth(account_id)
-    return wiring.billing_service().record_calls(account_id, req.call_id, req.minutes)  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.billing_service().record_calls(account_id, req.call_id, req.minutes)
 
 
 @router.get("/accounts/<account_id>/invoices/<month>")  # type: ignore[untyped-decorator]
@@ -153,24 +146,19 @@ def get_invoice(
     account_id: AccountId, month: Month, format: Annotated[Literal["json", "csv"], Query()] = "json"
 ) -> Any:
     """A closed month's invoice (immutable), as JSON or ``?format=csv``."""
-    _auth(account_id)
+    authenticated(router, account_id)
     doc = wiring.billing_service().invoice(account_id, month)
     if format == "csv":
         from tsunagu.billing.service import invoice_csv
 
-        return Response(
-            status_code=200,
-            content_type="text/csv; charset=utf-8",
-            body=invoice_csv(doc),
-            headers={"Content-Disposition": f'attachment; filename="invoice-{account_id}-{month}.csv"'},
-        )
+        return csv_response(invoice_csv(doc), f"invoice-{account_id}-{month}")
     return doc
 
 
 @router.get("/accounts/<account_id>/points/<month>")  # type: ignore[untyped-decorator]
 def points(account_id: AccountId, month: Month) -> dict[str, Any]:
     """R-PTS-1 statements: points granted to contractor-linked customers that month."""
-    _auth(account_id)
+    authenticated(router, account_id)
     return {"month": month, "statements": wiring.billing_service().points(account_id, month)}
 
 

@@ -20,12 +20,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tsunagu.billing import domain as b
+from tsunagu.billing.ports import QuotaExceeded
 from tsunagu.billing.usage import BILLABLE_KINDS, JST
-from tsunagu.errors import BadRequest, Conflict, DomainError, NotFound, UpstreamError, ValidationFailed
+from tsunagu.errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    LineApiError,
+    LineRefused,
+    NotFound,
+    UpstreamError,
+    ValidationFailed,
+)
 from tsunagu.observability import logger
+
+if TYPE_CHECKING:
+    from tsunagu.accounts.ports import AccountStore, ChannelSecrets
+    from tsunagu.billing.ports import BillingStore, LineSends, UsageTotals
+    from tsunagu.messaging.ports import FriendStore
 
 USER_ID_LEN = 33
 MAX_RECIPIENTS = 100_000_000  # one send's reservation; far beyond any account's friends
@@ -86,12 +101,12 @@ def recipients_of(kind: str, body: dict[str, Any], friends: int) -> int:
 
 @dataclass
 class BillingService:
-    store: Any  # DynamoBillingStore
-    ledger: Any  # DynamoUsageLedger
-    accounts: Any  # AccountStore (list_ids, get)
-    friends: Any  # FriendStore (counts)
-    secrets: Any  # ChannelSecrets
-    line: Any  # LineClient
+    store: BillingStore
+    ledger: UsageTotals
+    accounts: AccountStore
+    friends: FriendStore
+    secrets: ChannelSecrets
+    line: LineSends
     register: Any = None  # DynamoMemberRegister (points)
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))  # the one clock
 
@@ -103,7 +118,7 @@ class BillingService:
     def history(self, account_id: str) -> list[tuple[date, str]]:
         stored = self.store.plan_history(account_id)
         if stored:
-            return stored  # type: ignore[no-any-return]
+            return stored
         found = self.accounts.get(account_id)
         if found is None:
             raise NotFound("account not found")
@@ -221,7 +236,6 @@ class BillingService:
     ) -> bool:
         """Reserve ``n`` against the month's cap (and the campaign's); False when the retry key
         holds a reservation already."""
-        from tsunagu.billing.store import QuotaExceeded
 
         limit, why = self.month_limit(account_id, day)
         try:
@@ -241,7 +255,6 @@ class BillingService:
     def send(
         self, account_id: str, kind: str, body: dict[str, Any], retry_key: str, campaign: tuple[str, int] | None
     ) -> dict[str, Any]:
-        from tsunagu.infrastructure.line_api import LineApiError, LineRefused
 
         n = recipients_of(kind, body, int(self.friends.counts(account_id).get("friends", 0)))
         token = self.secrets.access_token(account_id)
@@ -429,7 +442,8 @@ class BillingService:
         doc = self.store.invoice(account_id, month)
         if doc is None:
             raise NotFound(f"no invoice for {month} (months are closed on the 1st, JST)", code="invoice_not_found")
-        return plain({k: v for k, v in doc.items() if k not in ("PK", "SK", "entity")})  # type: ignore[no-any-return]
+        shown: dict[str, Any] = plain({k: v for k, v in doc.items() if k not in ("PK", "SK", "entity")})
+        return shown
 
     # ------------------------------------------------------------------ schedules
     def daily_rollup(self, day: date | None = None) -> dict[str, int]:

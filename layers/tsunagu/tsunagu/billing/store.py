@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tsunagu import keys
+from tsunagu.billing.ports import QuotaExceeded
 from tsunagu.billing.usage import DEFAULT_SHARDS, shard_of
 from tsunagu.billing.usage_store import counter_update, ledger_items
 from tsunagu.infrastructure.dynamodb import Repository, condition_failed, from_item, to_item
@@ -23,13 +24,6 @@ RESERVED, COMMITTED = "reserved", "committed"
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-class QuotaExceeded(Exception):
-    def __init__(self, which: str, left: int):
-        super().__init__(which)
-        self.which = which  # "month" or "campaign"
-        self.left = left
 
 
 class DynamoBillingStore(Repository):

@@ -8,18 +8,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from tsunagu import wiring
+from tsunagu.api import AccountId, authenticated, csv_response
+from tsunagu.api import router as new_router
 from tsunagu.config import get_settings
 from tsunagu.coupons.domain import jst_days
-from tsunagu.observability import logger, metrics
+from tsunagu.observability import metrics
 
-router = Router()  # type: ignore[no-untyped-call]
-AccountId = Annotated[str, Path(max_length=64)]
+router = new_router()
 CouponId = Annotated[str, Path(pattern=r"^cpn_[0-9a-f]{16}$")]
 RedemptionId = Annotated[str, Path(pattern=r"^rdm_[0-9a-f]{20}$")]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -170,44 +169,36 @@ class VoidIn(BaseModel):
     reason: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
-def _auth(account_id: str) -> Any:
-    account = wiring.account_service().authenticate(router.current_event.headers.get("authorization"), account_id)
-    logger.append_keys(account_id=account_id)
-    return account
-
-
 @router.post("/accounts/<account_id>/coupons", status_code=201)  # type: ignore[untyped-decorator]
 def create_coupon(account_id: AccountId, body: Annotated[CouponIn, Body()]) -> dict[str, Any]:
     """A coupon definition; ``mirror_to_line`` also creates it on LINE (nothing is stored if LINE refuses)."""
-    _auth(account_id)
-    return wiring.coupon_catalog().create(  # type: ignore[no-any-return]
-        account_id, body.definition_data(), body.grant_on_follow, body.mirror_to_line
-    )
+    authenticated(router, account_id)
+    return wiring.coupon_catalog().create(account_id, body.definition_data(), body.grant_on_follow, body.mirror_to_line)
 
 
 @router.get("/accounts/<account_id>/coupons")  # type: ignore[untyped-decorator]
 def list_coupons(account_id: AccountId) -> dict[str, Any]:
-    _auth(account_id)
+    authenticated(router, account_id)
     return {"coupons": wiring.coupon_catalog().list(account_id)}
 
 
 @router.get("/accounts/<account_id>/coupons/<coupon_id>")  # type: ignore[untyped-decorator]
 def get_coupon(account_id: AccountId, coupon_id: CouponId) -> dict[str, Any]:
     """The definition and its counters (granted, won, lost, cap_reached, redeemed, voided)."""
-    _auth(account_id)
-    return wiring.coupon_catalog().get(account_id, coupon_id)  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.coupon_catalog().get(account_id, coupon_id)
 
 
 @router.patch("/accounts/<account_id>/coupons/<coupon_id>")  # type: ignore[untyped-decorator]
 def change_coupon(account_id: AccountId, coupon_id: CouponId, body: Annotated[CouponChange, Body()]) -> dict[str, Any]:
-    _auth(account_id)
-    return wiring.coupon_catalog().update(account_id, coupon_id, body.changes())  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.coupon_catalog().update(account_id, coupon_id, body.changes())
 
 
 @router.post("/accounts/<account_id>/coupons/<coupon_id>/grants")  # type: ignore[untyped-decorator]
 def grant_coupon(account_id: AccountId, coupon_id: CouponId, body: Annotated[GrantIn, Body()]) -> dict[str, Any]:
     """Grant once per person; a lottery is drawn once and its outcome kept (never redrawn)."""
-    _auth(account_id)
+    authenticated(router, account_id)
     grants = wiring.coupon_grants()
     if body.segment is not None:
         result: dict[str, Any] = grants.grant_segment(account_id, coupon_id, body.segment)
@@ -248,7 +239,7 @@ def put_login_channel(account_id: AccountId, body: Annotated[LoginChannelIn, Bod
     """R-CPN-6: the coupon page logs members in with this LINE Login channel."""
     from tsunagu.accounts.domain import AccountSettingsPatch
 
-    account = _auth(account_id)
+    account = authenticated(router, account_id)
     wiring.login_channels().put_login(account_id, body.channel_id, body.channel_secret)
     wiring.account_service().update(account, AccountSettingsPatch(login_channel_id=body.channel_id))
     return {"account_id": account_id, "login_channel_id": body.channel_id, "login_configured": True}
@@ -258,21 +249,14 @@ def put_login_channel(account_id: AccountId, body: Annotated[LoginChannelIn, Bod
 def redemption_report(account_id: AccountId) -> Any:
     """Redemptions per coupon, store and JST day. Query: since, until (YYYY-MM-DD), coupon_id,
     format=csv for a CSV file."""
-    _auth(account_id)
+    authenticated(router, account_id)
     q = router.current_event.query_string_parameters or {}
     svc = wiring.redemptions()
     report = svc.report(account_id, q.get("since"), q.get("until"), q.get("coupon_id"))
     if q.get("format") != "csv":
         return report
-    return Response(
-        status_code=200,
-        content_type="text/csv; charset=utf-8",
-        body=svc.report_csv(report),
-        headers={
-            "Content-Disposition": f'attachment; filename="redemptions-{report["since"]}-{report["until"]}.csv"',
-            "X-Row-Count": str(len(report["rows"])),
-        },
-    )
+    name = f"redemptions-{report['since']}-{report['until']}"
+    return csv_response(svc.report_csv(report), name, {"X-Row-Count": str(len(report["rows"]))})
 
 
 @router.post("/accounts/<account_id>/redemptions/<redemption_id>/void")  # type: ignore[untyped-decorator]
@@ -280,8 +264,8 @@ def void_redemption(
     account_id: AccountId, redemption_id: RedemptionId, body: Annotated[VoidIn, Body()]
 ) -> dict[str, Any]:
     """Void (refund) within the coupon's policy; the person may use the coupon again (R-CPN-5)."""
-    _auth(account_id)
-    return wiring.redemptions().void(account_id, redemption_id, body.reason)  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.redemptions().void(account_id, redemption_id, body.reason)
 
 
 def _error(description: str) -> dict[str, Any]:

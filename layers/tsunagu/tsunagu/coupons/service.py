@@ -24,12 +24,16 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from tsunagu.accounts.ids import api_key_account, api_key_matches
+from tsunagu.accounts.access import AccountKeys, check_api_key
 from tsunagu.coupons import domain as c
-from tsunagu.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from tsunagu.errors import Conflict, NotFound, ValidationFailed
+
+if TYPE_CHECKING:
+    from tsunagu.coupons.ports import CouponStore, LoginChannels, LoginTokens
+    from tsunagu.linking.ports import KeyRing, LinkedMembers
 
 ACTIVE, CLOSED = "active", "closed"
 GRANTED, WON, LOST, CAP = "granted", "won", "lost", "cap_reached"
@@ -59,26 +63,10 @@ def jst_day(d: datetime) -> str:
     return d.astimezone(c.JST).date().isoformat()
 
 
-def lean_authenticate(store: Any, authorization: str | None, account_id: str) -> dict[str, Any]:
-    """The account API key check without pydantic (the redemption function): 401 for a missing or
-    wrong key, 404 when the key opens another account. Returns the stored settings map."""
-    scheme, _, token = (authorization or "").partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else ""
-    key_account = api_key_account(token) if token else None
-    if not token or not key_account:
-        raise Unauthorized("missing or malformed API key")
-    found = store.account_auth(key_account)
-    if found is None or not api_key_matches(token, found[0]):
-        raise Unauthorized("invalid API key")
-    if key_account != account_id:
-        raise NotFound("account not found")
-    return found[1]  # type: ignore[no-any-return]
-
-
 # ----------------------------------------------------------------------------- definitions
 @dataclass
 class CouponCatalog:
-    store: Any  # DynamoCouponStore
+    store: CouponStore
     line: Any = None  # LineCouponApi, for the mirror
     channel_secrets: Any = None  # SecretsManagerChannelSecrets (the mirror's access token)
 
@@ -143,7 +131,7 @@ class CouponCatalog:
         r = self.store.coupon(account_id, coupon_id)
         if r is None:
             raise NotFound("no such coupon", code="coupon_not_found")
-        return r  # type: ignore[no-any-return]
+        return r
 
     def definition(self, account_id: str, coupon_id: str) -> tuple[dict[str, Any], c.CouponDefinition]:
         r = self.record(account_id, coupon_id)
@@ -189,9 +177,9 @@ def grant_view(g: dict[str, Any], new: bool) -> dict[str, Any]:
 
 @dataclass
 class CouponGrants:
-    store: Any  # DynamoCouponStore
+    store: CouponStore
     catalog: CouponCatalog
-    links: Any  # DynamoLinkStore (R-LINK-7: linked users are members)
+    links: LinkedMembers  # DynamoLinkStore (R-LINK-7: linked users are members)
     rng: c.RandomSource = field(default_factory=random.SystemRandom)
 
     def is_member(self, account_id: str, user_id: str) -> bool:
@@ -289,9 +277,9 @@ class CouponPage:
     """The member's page (R-CPN-6): LINE Login, then a code that rotates every ``step_seconds``."""
 
     grants: CouponGrants
-    login_channels: Any  # SecretsManagerLoginChannels
-    code_keys: Any  # SecretsManagerFactorKeys("coupon-code-key")
-    line: Any  # LineCouponApi (token endpoint)
+    login_channels: LoginChannels
+    code_keys: KeyRing
+    line: LoginTokens
     access_base_url: str
     step_seconds: int = c.DEFAULT_STEP_SECONDS
 
@@ -299,7 +287,7 @@ class CouponPage:
         login = self.login_channels.login(account_id)
         if login is None:
             raise Conflict("this account has no LINE Login channel", code="login_not_configured")
-        return login  # type: ignore[no-any-return]
+        return login
 
     def authorize_url(self, account_id: str, redirect_uri: str, state: str, nonce: str) -> str:
         channel_id, _ = self._login(account_id)
@@ -454,14 +442,15 @@ def redemption_view(r: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Redemptions:
-    store: Any  # DynamoCouponStore
+    store: CouponStore
     grants: CouponGrants
-    code_keys: Any  # SecretsManagerFactorKeys("coupon-code-key")
+    code_keys: KeyRing
+    accounts: AccountKeys
     step_seconds: int = c.DEFAULT_STEP_SECONDS
     code_window: int = 1  # steps before the current one still accepted (a code lives 30-60 s)
 
     def authenticate(self, authorization: str | None, account_id: str) -> None:
-        lean_authenticate(self.store, authorization, account_id)
+        check_api_key(self.accounts, authorization, account_id)
 
     def _key_hash(self, account_id: str, key: str) -> str:
         return _sha(f"{account_id}\n{key}")  # the POS's key is not stored as sent
@@ -469,8 +458,13 @@ class Redemptions:
     def _replay(self, account_id: str, prior: dict[str, Any], req: RedemptionRequest) -> dict[str, Any]:
         if prior["fingerprint"] != req.fingerprint():
             raise Conflict("this idempotency key was used for a different request", code="idempotency_key_reused")
-        r = self.store.redemption(account_id, prior["redemption_id"])
-        return {**redemption_view(r), "replayed": True}
+        return {**redemption_view(self._stored(account_id, prior["redemption_id"])), "replayed": True}
+
+    def _stored(self, account_id: str, redemption_id: str) -> dict[str, Any]:
+        r = self.store.redemption(account_id, redemption_id)
+        if r is None:  # written in the same transaction as its request record: cannot be missing
+            raise NotFound("no such redemption", code="redemption_not_found")
+        return r
 
     def redeem(self, account_id: str, doc: Any, now: datetime | None = None) -> dict[str, Any]:
         req = parse_redemption(doc)
@@ -482,7 +476,7 @@ class Redemptions:
         check = c.check_code(self.code_keys.key(account_id), req.code, now, self.step_seconds, self.code_window)
         if not check.ok:
             raise c.refuse(check.refusal or c.CODE_INVALID)
-        ref = self.store.by_ref(account_id, check.grant_ref)
+        ref = self.store.by_ref(account_id, check.grant_ref) if check.grant_ref else None
         if ref is None:
             raise c.refuse(c.CODE_INVALID)
         record, defn = self.grants.catalog.definition(account_id, ref["coupon_id"])
@@ -566,7 +560,7 @@ class Redemptions:
             r = self.store.redemption(account_id, redemption_id) or r
             if r["status"] != "voided":
                 raise Conflict("the redemption changed meanwhile; retry", code="redemption_conflict")
-        return redemption_view(self.store.redemption(account_id, redemption_id))
+        return redemption_view(self._stored(account_id, redemption_id))
 
     def report(
         self, account_id: str, since: str | None, until: str | None, coupon_id: str | None = None

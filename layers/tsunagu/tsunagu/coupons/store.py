@@ -19,18 +19,6 @@ class DynamoCouponStore(Repository):
         self.table = table
 
     # -- account reads without pydantic (the lean redemption and page functions) -------------
-    def account_auth(self, account_id: str) -> tuple[str, dict[str, Any]] | None:
-        """(API key hash, stored settings map) of an account, or None."""
-        r = self.db.get_item(
-            TableName=self.table,
-            Key=to_item(keys.account(account_id)),
-            ProjectionExpression="api_key_hash, settings",
-        )
-        if "Item" not in r:
-            return None
-        d = from_item(r["Item"])
-        return str(d.get("api_key_hash", "")), dict(d.get("settings") or {})
-
     # -- definitions -----------------------------------------------------------------------
     def put_coupon(self, account_id: str, record: dict[str, Any], expected_version: int | None = None) -> bool:
         """A new coupon (``expected_version=None``) or a change of the version read."""

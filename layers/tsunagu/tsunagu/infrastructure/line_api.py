@@ -9,23 +9,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from tsunagu.errors import BadRequest, UpstreamError
+from tsunagu.errors import LineApiError, LineRefused
 
-
-class LineRefused(BadRequest):
-    """LINE answered 4xx: final, retrying the same request cannot help."""
-
-    code = "line_refused"
-
-    def __init__(self, status: int, message: str):
-        super().__init__(f"LINE refused the request ({status}): {message}")
-        self.http_status = status
-
-
-class LineApiError(UpstreamError):
-    def __init__(self, status: int, message: str):
-        super().__init__(f"LINE answered {status}: {message}", code="line_api_error")
-        self.http_status = status
+__all__ = ["LineApiError", "LineClient", "LineRefused"]
 
 
 class LineClient:

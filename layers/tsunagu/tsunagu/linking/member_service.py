@@ -5,19 +5,23 @@ trail, and segments of linked members vs unlinked friends (R-LINK-7)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tsunagu.errors import NotFound, ValidationFailed
 from tsunagu.linking.members import MAX_PASSWORDS_PER_REQUEST, MAX_ROWS_PER_REQUEST, csv_to_rows, decode_csv, parse_rows
 from tsunagu.linking.service import target_of
 
+if TYPE_CHECKING:
+    from tsunagu.linking.ports import KeyRing, LinkStore, MemberRegister
+    from tsunagu.messaging.ports import FriendDirectory
+
 
 @dataclass
 class MemberService:
-    register: Any  # DynamoMemberRegister
-    links: Any  # DynamoLinkStore
-    factor_keys: Any  # SecretsManagerFactorKeys
-    friends: Any  # FriendStore
+    register: MemberRegister
+    links: LinkStore
+    factor_keys: KeyRing
+    friends: FriendDirectory
 
     def import_rows(
         self, account_id: str, rows: list[dict[str, Any]], row_numbers: list[int] | None = None
@@ -112,4 +116,4 @@ class MemberService:
         return {"linked": sorted(linked_set), "unlinked_friends": unlinked}
 
     def audit(self, account_id: str) -> list[dict[str, Any]]:
-        return self.links.audit_trail(account_id)  # type: ignore[no-any-return]
+        return self.links.audit_trail(account_id)

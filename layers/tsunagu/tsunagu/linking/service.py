@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tsunagu.errors import BadRequest
@@ -32,6 +32,11 @@ from tsunagu.linking.domain import (
     password_matches,
     refuse,
 )
+
+if TYPE_CHECKING:
+    from tsunagu.accounts.ports import AccountStore, ChannelSecrets
+    from tsunagu.linking.ports import KeyRing, LinkStore, MemberRegister
+    from tsunagu.messaging.ports import LineMessaging
 
 # Which link kind each accepted factor combination proves.
 KIND_OF = {
@@ -88,12 +93,12 @@ def offered_kinds(policy: tuple[tuple[str, ...], ...]) -> list[str]:
 
 @dataclass
 class LinkingService:
-    accounts: Any  # AccountStore (profile)
-    members: Any  # DynamoMemberRegister
-    links: Any  # DynamoLinkStore
-    factor_keys: Any  # SecretsManagerFactorKeys
-    secrets: Any  # ChannelSecrets
-    line: Any  # LineMessaging
+    accounts: AccountStore
+    members: MemberRegister
+    links: LinkStore
+    factor_keys: KeyRing
+    secrets: ChannelSecrets
+    line: LineMessaging
     access_base_url: str = "https://access.line.me"
     limits: LinkLimits = field(default_factory=LinkLimits)
     otps: Any = None  # DynamoOtpStore
@@ -351,7 +356,7 @@ class LinkingService:
 
     def unlink_staff(self, account_id: str, target: str, reason: str) -> str | None:
         """R-LINK-6: staff release a link after checking identity; the reason is audited."""
-        return self.links.unlink(account_id, target, "staff", reason)  # type: ignore[no-any-return]
+        return self.links.unlink(account_id, target, "staff", reason)
 
     def status(self, account_id: str, user_id: str) -> list[dict[str, Any]]:
         return [

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tsunagu.errors import NotFound, ValidationFailed
 from tsunagu.messaging.friendship import apply_event
 from tsunagu.messaging.ports import FriendStore
 from tsunagu.messaging.reply_service import ReplyService
+
+if TYPE_CHECKING:
+    from tsunagu.messaging.ports import FriendDirectory
 
 MAX_OPTIMISTIC_RETRIES = 5
 
@@ -68,7 +71,7 @@ def _friend_view(row: dict[str, Any]) -> dict[str, Any]:
 class FriendQuery:
     """Read side for the API: one friend, a page of friends, and the account's counts."""
 
-    store: Any  # DynamoFriendStore (list/get/counts)
+    store: FriendDirectory
 
     def page(self, account_id: str, limit: str | None, after: str | None) -> dict[str, Any]:
         try:

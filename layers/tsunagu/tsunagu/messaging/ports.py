@@ -36,3 +36,11 @@ class ChatArchive(Protocol):
 class LineMessaging(Protocol):
     def reply(self, access_token: str, reply_token: str, texts: list[str]) -> list[str]: ...
     def issue_link_token(self, access_token: str, user_id: str) -> str: ...
+
+
+class FriendDirectory(FriendStore, Protocol):
+    """Friend state read by the API and by other capabilities (member segments)."""
+
+    def list(
+        self, account_id: str, limit: int = 100, start: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]: ...

@@ -6,15 +6,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tsunagu import wiring
-from tsunagu.observability import logger, metrics
+from tsunagu.api import AccountId, authenticated, csv_response
+from tsunagu.api import router as new_router
+from tsunagu.observability import metrics
 
-router = Router()  # type: ignore[no-untyped-call]
-AccountId = Annotated[str, Path(max_length=64)]
+router = new_router()
 TemplateId = Annotated[str, Path(pattern=r"^ntpl_[0-9a-f]{21}$")]
 BatchId = Annotated[str, Path(pattern=r"^nb_[0-9a-f]{21}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -60,30 +60,24 @@ class BatchIn(BaseModel):
     items: list[Any] = Field(min_length=1, max_length=1000)
 
 
-def _auth(account_id: str) -> Any:
-    account = wiring.account_service().authenticate(router.current_event.headers.get("authorization"), account_id)
-    logger.append_keys(account_id=account_id)
-    return account
-
-
 @router.post("/accounts/<account_id>/notification-templates", status_code=201)  # type: ignore[untyped-decorator]
 def create_template(account_id: AccountId, t: Annotated[TemplateIn, Body()]) -> dict[str, Any]:
     """A new template starts ``pending``; advertising content is refused (R-PNP-3)."""
-    _auth(account_id)
-    return wiring.notification_templates().create(account_id, t.name, t.kind, t.content)  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.notification_templates().create(account_id, t.name, t.kind, t.content)
 
 
 @router.get("/accounts/<account_id>/notification-templates")  # type: ignore[untyped-decorator]
 def list_templates(account_id: AccountId) -> dict[str, Any]:
-    _auth(account_id)
+    authenticated(router, account_id)
     return {"templates": wiring.notification_templates().list(account_id)}
 
 
 @router.get("/accounts/<account_id>/notification-templates/<template_id>")  # type: ignore[untyped-decorator]
 def get_template(account_id: AccountId, template_id: TemplateId) -> dict[str, Any]:
-    _auth(account_id)
+    authenticated(router, account_id)
     templates = wiring.notification_templates()
-    return templates.view(templates.get(account_id, template_id))  # type: ignore[no-any-return]
+    return templates.view(templates.get(account_id, template_id))
 
 
 @router.patch("/accounts/<account_id>/notification-templates/<template_id>")  # type: ignore[untyped-decorator]
@@ -91,21 +85,21 @@ def change_template(
     account_id: AccountId, template_id: TemplateId, c: Annotated[TemplateChange, Body()]
 ) -> dict[str, Any]:
     """Any change of content sends the template back to ``pending`` (a new review)."""
-    _auth(account_id)
-    return wiring.notification_templates().update(account_id, template_id, c.name, c.kind, c.content)  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.notification_templates().update(account_id, template_id, c.name, c.kind, c.content)
 
 
 @router.post("/accounts/<account_id>/notification-templates/<template_id>/approve")  # type: ignore[untyped-decorator]
 def approve_template(account_id: AccountId, template_id: TemplateId, a: Annotated[Approval, Body()]) -> dict[str, Any]:
-    _auth(account_id)
-    return wiring.notification_templates().approve(account_id, template_id, a.version, a.note)  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.notification_templates().approve(account_id, template_id, a.version, a.note)
 
 
 @router.post("/accounts/<account_id>/notifications", status_code=202)  # type: ignore[untyped-decorator]
 def submit_batch(account_id: AccountId, batch: Annotated[BatchIn, Body()]) -> dict[str, Any]:
     """Accept up to 1,000 notifications; each is refused or accepted on its own; a reference
     already accepted is reported as a duplicate and sent once."""
-    account = _auth(account_id)
+    account = authenticated(router, account_id)
     result: dict[str, Any] = wiring.notification_batches().submit(
         account_id, account.settings.model_dump(mode="json"), batch.template_id, batch.items, batch.label
     )
@@ -116,7 +110,7 @@ def submit_batch(account_id: AccountId, batch: Annotated[BatchIn, Body()]) -> di
 
 @router.get("/accounts/<account_id>/notifications")  # type: ignore[untyped-decorator]
 def list_batches(account_id: AccountId) -> dict[str, Any]:
-    _auth(account_id)
+    authenticated(router, account_id)
     return {"batches": wiring.notification_batches().list(account_id)}
 
 
@@ -124,21 +118,13 @@ def list_batches(account_id: AccountId) -> dict[str, Any]:
 def batch_report(account_id: AccountId, batch_id: BatchId) -> dict[str, Any]:
     """Counts by state and every notification's state (sent, delivered, undelivered after 24
     hours, failed with LINE's reason)."""
-    _auth(account_id)
-    return wiring.notification_batches().report(account_id, batch_id)  # type: ignore[no-any-return]
+    authenticated(router, account_id)
+    return wiring.notification_batches().report(account_id, batch_id)
 
 
 @router.get("/accounts/<account_id>/notifications/<batch_id>/undelivered")  # type: ignore[untyped-decorator]
 def undelivered_csv(account_id: AccountId, batch_id: BatchId) -> Response[str]:
     """CSV of the references nobody received, for an SMS or mail fallback."""
-    _auth(account_id)
+    authenticated(router, account_id)
     body, rows = wiring.notification_batches().undelivered_csv(account_id, batch_id)
-    return Response(
-        status_code=200,
-        content_type="text/csv; charset=utf-8",
-        body=body,
-        headers={
-            "Content-Disposition": f'attachment; filename="undelivered-{batch_id}.csv"',
-            "X-Row-Count": str(rows),
-        },
-    )
+    return csv_response(body, f"undelivered-{batch_id}", {"X-Row-Count": str(rows)})

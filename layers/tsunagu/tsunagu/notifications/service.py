@@ -25,13 +25,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tsunagu.errors import Conflict, DomainError, Forbidden, NotFound, UpstreamError, ValidationFailed
+from tsunagu.errors import Conflict, DomainError, Forbidden, LineRefused, NotFound, UpstreamError, ValidationFailed
 from tsunagu.linking.domain import factor_hash
 from tsunagu.notifications import domain as n
 from tsunagu.notifications.phone import line_hash
 from tsunagu.ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from tsunagu.accounts.ports import AccountStore, ChannelSecrets
+    from tsunagu.linking.ports import KeyRing, LinkedMembers, MemberRegister
+    from tsunagu.messaging.ports import FriendStore
+    from tsunagu.notifications.ports import LineNotifications, NotificationStore, SendQueue
 
 JST_OFFSET_MS = 9 * 3600 * 1000
 
@@ -52,7 +58,7 @@ def new_id(prefix: str) -> str:
 # ----------------------------------------------------------------------------- templates
 @dataclass
 class NotificationTemplates:
-    store: Any  # DynamoNotificationStore
+    store: NotificationStore
 
     @staticmethod
     def view(t: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +104,7 @@ class NotificationTemplates:
         t = self.store.template(account_id, template_id)
         if t is None:
             raise NotFound("no such notification template", code="template_not_found")
-        return t  # type: ignore[no-any-return]
+        return t
 
     def list(self, account_id: str) -> list[dict[str, Any]]:
         return [self.view(t) for t in self.store.templates(account_id)]
@@ -153,10 +159,10 @@ class NotificationTemplates:
 # ----------------------------------------------------------------------------- batches
 @dataclass
 class NotificationBatches:
-    store: Any  # DynamoNotificationStore
+    store: NotificationStore
     templates: NotificationTemplates
-    factor_keys: Any  # SecretsManagerFactorKeys
-    queue: Any  # SqsEventQueues with a "notify" route
+    factor_keys: KeyRing
+    queue: SendQueue
 
     def submit(
         self,
@@ -268,7 +274,7 @@ class NotificationBatches:
         b = self.store.batch(account_id, batch_id)
         if b is None:
             raise NotFound("no such notification batch", code="batch_not_found")
-        return b  # type: ignore[no-any-return]
+        return b
 
     def report(self, account_id: str, batch_id: str) -> dict[str, Any]:
         b = self._batch(account_id, batch_id)
@@ -343,12 +349,12 @@ class SenderConfig:
 
 @dataclass
 class NotificationSender:
-    store: Any  # DynamoNotificationStore
-    register: Any  # DynamoMemberRegister
-    links: Any  # DynamoLinkStore
-    friends: Any  # FriendStore
-    secrets: Any  # ChannelSecrets
-    line: Any  # LineClient
+    store: NotificationStore
+    register: MemberRegister
+    links: LinkedMembers
+    friends: FriendStore
+    secrets: ChannelSecrets
+    line: LineNotifications
     config: SenderConfig = field(default_factory=SenderConfig)
     sleep: Callable[[float], None] = time.sleep
     accounts: Any = None  # AccountStore (profile): R-PNP-3 is checked again at send time
@@ -425,7 +431,7 @@ class NotificationSender:
         if not token:
             self.store.release(account_id, tag, claim, "channel_not_configured")
             raise RetryLater("the account has no channel access token")
-        if route == n.ROUTE_PUSH:
+        if route == n.ROUTE_PUSH and user is not None:  # choose_route pushes only to a known friend
             retry_key = str(uuid.uuid5(uuid.NAMESPACE_URL, f"tsunagu:{account_id}:{tag}"))
 
             def call() -> None:
@@ -444,7 +450,6 @@ class NotificationSender:
         return self._buckets[account_id]
 
     def _deliver(self, account_id: str, tag: str, claim: str, route: str, call: Callable[[], None]) -> str:
-        from tsunagu.infrastructure.line_api import LineRefused
 
         last = ""
         for attempt in range(self.config.attempts):
@@ -462,7 +467,7 @@ class NotificationSender:
                     self.sleep(self.config.backoff_s * (2**attempt) * (0.5 + random.random()))  # noqa: S311
                 continue
             kind = "push" if route == n.ROUTE_PUSH else "notification"
-            return self.store.mark_sent(account_id, tag, claim, route, kind, tag, _now_ms())  # type: ignore[no-any-return]
+            return self.store.mark_sent(account_id, tag, claim, route, kind, tag, _now_ms())
         self.store.release(account_id, tag, claim, last[:200])
         raise RetryLater(f"LINE did not accept the notification after {self.config.attempts} tries")
 
@@ -473,20 +478,20 @@ TAG_LENGTH = 32
 
 @dataclass
 class DeliveryReconciler:
-    store: Any  # DynamoNotificationStore
+    store: NotificationStore
 
     def delivered(self, account_id: str, event: dict[str, Any]) -> str:
         """The ``delivery`` event: ``delivery.data`` is the delivery tag tsunagu sent."""
         data = str((event.get("delivery") or {}).get("data") or "")
         if len(data) != TAG_LENGTH or any(c not in "0123456789abcdef" for c in data):
             return "not_ours"  # sent outside tsunagu (no tag, or a hashed phone number)
-        return self.store.mark_delivered(account_id, data, int(event.get("timestamp") or _now_ms()))  # type: ignore[no-any-return]
+        return self.store.mark_delivered(account_id, data, int(event.get("timestamp") or _now_ms()))
 
 
 @dataclass
 class NotificationSweep:
-    accounts: Any  # AccountStore
-    store: Any  # DynamoNotificationStore
+    accounts: AccountStore
+    store: NotificationStore
 
     def run(self, now_ms: int | None = None) -> dict[str, int]:
         now = now_ms if now_ms is not None else _now_ms()

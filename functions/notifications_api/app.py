@@ -1,0 +1,8 @@
+"""The notifications API: notification-message templates with review status, batches by phone
+number, batch reports and the CSV of the undelivered (R-PNP-*)."""
+
+from tsunagu.api import api_handler, build_resolver
+from tsunagu.notifications.routes import router as notifications
+
+app = build_resolver(notifications)
+lambda_handler = api_handler(app)
