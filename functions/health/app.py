@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from tsunagu.http import json_response
+
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": '{"status":"ok"}'}
+    return json_response(200, {"status": "ok"})

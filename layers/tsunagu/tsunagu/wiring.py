@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from tsunagu.coupons.line_coupons import LineCouponApi
     from tsunagu.coupons.service import CouponCatalog, CouponGrants, CouponPage, Redemptions
     from tsunagu.coupons.store import DynamoCouponStore
+    from tsunagu.coupons.web import CouponPageHttp
     from tsunagu.infrastructure.line_api import LineClient
     from tsunagu.infrastructure.secrets import (
         OperatorKey,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from tsunagu.linking.member_service import MemberService
     from tsunagu.linking.service import LinkingService
     from tsunagu.linking.store import DynamoLinkStore, DynamoMemberRegister
+    from tsunagu.linking.web import LinkPageHttp
     from tsunagu.messaging.chat_service import ChatExport
     from tsunagu.messaging.friendship_service import FriendQuery, FriendshipService
     from tsunagu.messaging.inbound_service import MessageService
@@ -197,6 +199,14 @@ def linking_service() -> LinkingService:
 
 
 @lru_cache(maxsize=1)
+def link_page_http() -> LinkPageHttp:
+    from tsunagu.linking.web import LinkPageHttp
+
+    s = get_settings()
+    return LinkPageHttp(linking_service(), s.public_base_url, s.line_access_base_url)
+
+
+@lru_cache(maxsize=1)
 def member_service() -> MemberService:
     from tsunagu.linking.member_service import MemberService
 
@@ -345,6 +355,13 @@ def coupon_page() -> CouponPage:
 
     s = get_settings()
     return CouponPage(coupon_grants(), login_channels(), coupon_code_keys(), line_coupons(), s.line_access_base_url)
+
+
+@lru_cache(maxsize=1)
+def coupon_page_http() -> CouponPageHttp:
+    from tsunagu.coupons.web import CouponPageHttp
+
+    return CouponPageHttp(coupon_page(), get_settings().public_base_url)
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ import json
 from html import escape
 from typing import Any
 
-from tsunagu.linking.pages import STYLE
+from tsunagu.pages import STYLE
 
 QUIET_ZONE = 4  # modules of white border scanners need
 
