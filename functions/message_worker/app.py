@@ -20,6 +20,7 @@ from tsunagu.observability import logger
 from tsunagu.workers import sqs_handler
 
 messages = wiring.message_service()
+get_settings().required("idempotency_table_name")  # fail fast: the persistence layer is built on first use
 idempotency = IdempotencyConfig(event_key_jmespath="[accountId, event.webhookEventId]", expires_after_seconds=86_400)
 
 
@@ -31,7 +32,7 @@ def handle_once(msg: dict[str, Any]) -> str:
 def idempotent_handle() -> Any:
     # Built on first use: the persistence layer creates its DynamoDB client eagerly.
     persistence = DynamoDBPersistenceLayer(
-        table_name=get_settings().idempotency_table_name, boto3_client=wiring.dynamodb_client()
+        table_name=get_settings().required("idempotency_table_name"), boto3_client=wiring.dynamodb_client()
     )
     return idempotent_function(data_keyword_argument="msg", config=idempotency, persistence_store=persistence)(
         handle_once

@@ -7,6 +7,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 
+class MissingSetting(RuntimeError):
+    """A setting a function needs is not in its environment: raised while the function
+    initialises (its services are built at cold start), so it never answers half-configured."""
+
+    def __init__(self, env_name: str):
+        super().__init__(
+            f"tsunagu: the environment variable {env_name} is not set; template.yaml gives it to every "
+            "function (Globals), so set it when running a handler outside the stack"
+        )
+        self.env_name = env_name
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     stage: str
@@ -43,6 +55,13 @@ class Settings:
     # channel's rate limit (LINE: 2,000 requests/s; divided by the sender's maximum concurrency).
     notification_queue_url: str = ""
     sender_rate_per_second: float = 200.0
+
+    def required(self, field: str) -> str:
+        """The value of a setting without a usable default (a table, a queue, a secret id)."""
+        value = getattr(self, field)
+        if not value:
+            raise MissingSetting(field.upper())
+        return str(value)
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -56,14 +57,14 @@ def dynamodb_client() -> Any:
 def account_store() -> DynamoAccountStore:
     from tsunagu.accounts.store import DynamoAccountStore
 
-    return DynamoAccountStore(get_settings().table_name)
+    return DynamoAccountStore(get_settings().required("table_name"))
 
 
 @lru_cache(maxsize=1)
 def friend_store() -> DynamoFriendStore:
     from tsunagu.messaging.store import DynamoFriendStore
 
-    return DynamoFriendStore(get_settings().table_name)
+    return DynamoFriendStore(get_settings().required("table_name"))
 
 
 @lru_cache(maxsize=1)
@@ -79,7 +80,9 @@ def operator_key() -> OperatorKey:
     from tsunagu.infrastructure.secrets import OperatorKey
 
     s = get_settings()
-    return OperatorKey(s.operator_key_secret_id, s.local_operator_key)
+    if s.local_operator_key:  # the local stack
+        return OperatorKey("", s.local_operator_key)
+    return OperatorKey(s.required("operator_key_secret_id"), None)
 
 
 @lru_cache(maxsize=1)
@@ -97,12 +100,12 @@ def webhook_intake() -> WebhookIntake:
     s = get_settings()
     queues = SqsEventQueues(
         {
-            "friendship": s.friendship_queue_url,
-            "message": s.message_queue_url,
-            "account_link": s.account_link_queue_url,
-            "delivery": s.delivery_queue_url,
-            "other": s.other_events_queue_url,
-            "forward": s.forward_queue_url,
+            "friendship": s.required("friendship_queue_url"),
+            "message": s.required("message_queue_url"),
+            "account_link": s.required("account_link_queue_url"),
+            "delivery": s.required("delivery_queue_url"),
+            "other": s.required("other_events_queue_url"),
+            "forward": s.required("forward_queue_url"),
         }
     )
     from tsunagu.intake.store import CachedForwardTargets
@@ -131,7 +134,7 @@ def friend_query() -> FriendQuery:
 def chat_archive() -> DynamoChatArchive:
     from tsunagu.messaging.store import DynamoChatArchive
 
-    return DynamoChatArchive(get_settings().table_name)
+    return DynamoChatArchive(get_settings().required("table_name"))
 
 
 @lru_cache(maxsize=1)
@@ -159,14 +162,14 @@ def line_client() -> LineClient:
 def member_register() -> DynamoMemberRegister:
     from tsunagu.linking.store import DynamoMemberRegister
 
-    return DynamoMemberRegister(get_settings().table_name)
+    return DynamoMemberRegister(get_settings().required("table_name"))
 
 
 @lru_cache(maxsize=1)
 def link_store() -> DynamoLinkStore:
     from tsunagu.linking.store import DynamoLinkStore
 
-    return DynamoLinkStore(get_settings().table_name)
+    return DynamoLinkStore(get_settings().required("table_name"))
 
 
 @lru_cache(maxsize=1)
@@ -193,7 +196,7 @@ def linking_service() -> LinkingService:
         line_client(),
         s.line_access_base_url,
         limits,
-        DynamoOtpStore(s.table_name),
+        DynamoOtpStore(s.required("table_name")),
         HttpOtpSender(s.otp_sender_url),
     )
 
@@ -225,7 +228,7 @@ def event_store_service() -> EventStoreService:
     from tsunagu.intake.event_store_service import EventStoreService
     from tsunagu.intake.store import DynamoEventStore
 
-    return EventStoreService(DynamoEventStore(get_settings().table_name))
+    return EventStoreService(DynamoEventStore(get_settings().required("table_name")))
 
 
 @lru_cache(maxsize=1)
@@ -247,7 +250,7 @@ def friend_stats_service() -> FriendStatsService:
 def notification_store() -> DynamoNotificationStore:
     from tsunagu.notifications.store import DynamoNotificationStore
 
-    return DynamoNotificationStore(get_settings().table_name)
+    return DynamoNotificationStore(get_settings().required("table_name"))
 
 
 @lru_cache(maxsize=1)
@@ -262,7 +265,7 @@ def notification_batches() -> NotificationBatches:
     from tsunagu.infrastructure.queues import SqsEventQueues
     from tsunagu.notifications.service import NotificationBatches
 
-    queue = SqsEventQueues({"notify": get_settings().notification_queue_url})
+    queue = SqsEventQueues({"notify": get_settings().required("notification_queue_url")})
     return NotificationBatches(notification_store(), notification_templates(), factor_keys(), queue)
 
 
@@ -301,14 +304,14 @@ def notification_sweep() -> NotificationSweep:
 def usage_ledger() -> DynamoUsageLedger:
     from tsunagu.billing.usage_store import DynamoUsageLedger
 
-    return DynamoUsageLedger(get_settings().table_name)
+    return DynamoUsageLedger(get_settings().required("table_name"))
 
 
 @lru_cache(maxsize=1)
 def coupon_store() -> DynamoCouponStore:
     from tsunagu.coupons.store import DynamoCouponStore
 
-    return DynamoCouponStore(get_settings().table_name)
+    return DynamoCouponStore(get_settings().required("table_name"))
 
 
 @lru_cache(maxsize=1)
@@ -378,7 +381,7 @@ def billing_service() -> BillingService:
 
     s = get_settings()
     return BillingService(
-        DynamoBillingStore(s.table_name),
+        DynamoBillingStore(s.required("table_name")),
         usage_ledger(),
         account_store(),
         friend_store(),
@@ -386,6 +389,13 @@ def billing_service() -> BillingService:
         line_client(),
         member_register(),
     )
+
+
+def ready(*factories: Callable[[], object]) -> None:
+    """Build a function's services at cold start: a missing setting stops the function there
+    (``MissingSetting``) instead of failing its first request. Clients stay lazy."""
+    for factory in factories:
+        factory()
 
 
 def reset() -> None:
