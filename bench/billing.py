@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -28,8 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import start_stack, stop_stack
+
 os.environ.setdefault("AWS_DEFAULT_REGION", "ap-northeast-1")
 for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
     os.environ.setdefault(var, "bench")
@@ -40,9 +40,7 @@ from moto import mock_aws  # noqa: E402
 from tsunagu.billing import domain as b  # noqa: E402
 from tsunagu.billing.store import DynamoBillingStore  # noqa: E402
 from tsunagu.billing.usage_store import DynamoUsageLedger, counter_update  # noqa: E402
-from tsunagu_local.client import request  # noqa: E402
 from tsunagu_local.resources import create_resources  # noqa: E402
-from tsunagu_local.stack import Ports  # noqa: E402
 
 MONTH = "2026-11"
 HISTORY = [(date(2026, 1, 1), "standard")]
@@ -101,31 +99,8 @@ def record_all(ledger: DynamoUsageLedger, aid: str, send_ids: list[str]) -> None
 
 
 def ledger_throughput(rounds: int, writes: int) -> dict[int, list[float]]:
-    ports = Ports.random()
-    env = {
-        **os.environ,
-        "TSUNAGU_PORT": str(ports.http),
-        "TSUNAGU_SANDBOX_PORT": str(ports.sandbox),
-        "TSUNAGU_MOTO_PORT": str(ports.moto),
-        "TSUNAGU_OPERATOR_KEY": "bench-operator-key",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tsunagu_local", "serve", "--log-level", "ERROR", "--no-pollers"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, ports = start_stack()
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if request("GET", f"http://127.0.0.1:{ports.http}/health", timeout=1).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
-            if time.monotonic() > deadline:
-                raise SystemExit("local stack did not start")
         os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{ports.moto}"
         from tsunagu.infrastructure import aws
 
@@ -150,8 +125,7 @@ def ledger_throughput(rounds: int, writes: int) -> dict[int, list[float]]:
 
         aws.client.cache_clear()  # (a) makes its own clients inside mock_aws
         aws.session.cache_clear()
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_stack(proc)
 
 
 def main() -> None:

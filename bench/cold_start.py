@@ -41,6 +41,8 @@ ENV = {
     "ACCOUNT_LINK_QUEUE_URL": "q",
     "DELIVERY_QUEUE_URL": "q",
     "OTHER_EVENTS_QUEUE_URL": "q",
+    "FORWARD_QUEUE_URL": "q",
+    "NOTIFICATION_QUEUE_URL": "q",
     "OPERATOR_KEY_SECRET_ID": "s",
 }
 
@@ -55,6 +57,9 @@ print((time.perf_counter() - t0) * 1000)
 # The AWS clients each function's adapters create on first use.
 CLIENTS = {
     "accounts_api": ["dynamodb", "secretsmanager"],
+    "notifications_api": ["dynamodb", "secretsmanager", "sqs"],
+    "coupons_api": ["dynamodb", "secretsmanager"],
+    "billing_api": ["dynamodb", "secretsmanager"],
     "webhook_intake": ["secretsmanager", "sqs"],
     "friendship_worker": ["dynamodb", "secretsmanager"],
     "message_worker": ["dynamodb", "secretsmanager"],

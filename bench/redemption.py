@@ -15,22 +15,22 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import pct
 
 from tsunagu.coupons import domain as c
 from tsunagu_local.client import request
 from tsunagu_local.stack import LocalStack, Ports
 
 MILK = "4901234567890"
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
 def setup(stack: LocalStack) -> dict[str, Any]:

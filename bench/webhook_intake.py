@@ -14,9 +14,7 @@ for the CPU with what is measured."""
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -24,14 +22,13 @@ from pathlib import Path
 
 import boto3
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import pct, start_stack, stop_stack
 
-from tests.conftest import line_event, sign, webhook_body  # noqa: E402
-from tsunagu.intake.service import WebhookIntake  # noqa: E402
-from tsunagu.intake.webhook import batches, build_entries, parse_envelope  # noqa: E402
-from tsunagu_local.client import request  # noqa: E402
-from tsunagu_local.stack import Ports  # noqa: E402
+from tests.conftest import line_event, sign, webhook_body
+from tsunagu.intake.service import WebhookIntake
+from tsunagu.intake.webhook import batches, build_entries, parse_envelope
+from tsunagu_local.client import request
 
 SECRET = "0123456789abcdef0123456789abcdef"
 SIZES = (1, 10, 100)
@@ -43,11 +40,6 @@ def body_of(n: int) -> bytes:
         line_event(kinds[i % 4], message={"type": "text", "id": str(i), "text": "営業時間を教えて"}) for i in range(n)
     ]
     return webhook_body(*evs)
-
-
-def pct(samples: list[float], p: float) -> float:
-    s = sorted(samples)
-    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 class MemSecrets:
@@ -73,33 +65,6 @@ def in_process(rounds: int) -> list[tuple[int, float, float]]:
             samples.append((time.perf_counter() - t) * 1000)
         out.append((n, statistics.median(samples), pct(samples, 99)))
     return out
-
-
-def start_stack() -> tuple[subprocess.Popen[bytes], Ports]:
-    ports = Ports.random()
-    env = {
-        **os.environ,
-        "TSUNAGU_PORT": str(ports.http),
-        "TSUNAGU_SANDBOX_PORT": str(ports.sandbox),
-        "TSUNAGU_MOTO_PORT": str(ports.moto),
-        "TSUNAGU_OPERATOR_KEY": "bench-operator-key",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tsunagu_local", "serve", "--log-level", "ERROR", "--no-pollers"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if request("GET", f"http://127.0.0.1:{ports.http}/health", timeout=1).status == 200:
-                return proc, ports
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("local stack did not start")
 
 
 def empty_queues(sqs: object, queue_urls: object) -> None:
@@ -164,8 +129,7 @@ def against_stack(rounds: int) -> list[tuple[int, float, float, float, float]]:
             out.append((n, statistics.median(whole), pct(whole, 99), statistics.median(bare), pct(bare, 99)))
         return out
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_stack(proc)
 
 
 def main() -> None:

@@ -5,15 +5,12 @@ from typing import Any
 
 from tsunagu import wiring
 from tsunagu.http import Request
-from tsunagu.observability import logger, metrics, tracer
+from tsunagu.observability import instrumented, logger
 
-tracing = tracer()
 page = wiring.link_page_http()
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
-@metrics.log_metrics
-@tracing.capture_lambda_handler
+@instrumented()
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     req = Request.of(event)
     logger.append_keys(account_id=req.account_id)

@@ -9,17 +9,14 @@ from tsunagu import wiring
 from tsunagu.config import get_settings
 from tsunagu.errors import DomainError
 from tsunagu.http import Request, error_response, json_response
-from tsunagu.observability import logger, metrics, tracer
+from tsunagu.observability import instrumented, logger, metrics
 
-tracing = tracer()
 # Built at init (clients included), so the first webhook pays no import or client set-up.
 intake = wiring.webhook_intake()
 public_base_url = get_settings().public_base_url
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
-@metrics.log_metrics
-@tracing.capture_lambda_handler
+@instrumented()
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     req = Request.of(event)
     logger.append_keys(account_id=req.account_id)

@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from tsunagu import wiring
 from tsunagu.errors import DomainError
 from tsunagu.http import error_body
-from tsunagu.observability import logger, metrics, tracer
+from tsunagu.observability import instrumented, logger
 from tsunagu.text import json_has_lone_surrogate
 
 if TYPE_CHECKING:
@@ -133,11 +133,8 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
 def api_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The Lambda entry of an API function: the resolver inside the logger / metrics / (opt-in)
     tracer decorators, in the same order as the workers' and the lean functions'."""
-    tracing = tracer()
 
-    @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
-    @metrics.log_metrics
-    @tracing.capture_lambda_handler  # type: ignore[untyped-decorator]
+    @instrumented()
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return dict(app.resolve(event, context))
 

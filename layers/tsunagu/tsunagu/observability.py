@@ -6,6 +6,7 @@ The X-Ray tracer costs ~0.6 s of cold start, so it is imported only when TRACING
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -40,3 +41,24 @@ def tracer() -> Any:
 
         return Tracer()
     return _NoTracer()
+
+
+API_REQUEST_ID = "requestContext.requestId"
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def instrumented(correlation_id_path: str | None = API_REQUEST_ID) -> Callable[[LambdaHandler], LambdaHandler]:
+    """The one decorator stack of every Lambda entry, in a fixed order: the logger (with the API
+    request id as correlation id for HTTP functions), metrics flushed per invocation, then the
+    opt-in tracer innermost."""
+    tracing = tracer()
+
+    def wrap(handler: LambdaHandler) -> LambdaHandler:
+        traced = tracing.capture_lambda_handler(handler)
+        flushed = metrics.log_metrics(traced)
+        entry: LambdaHandler = logger.inject_lambda_context(correlation_id_path=correlation_id_path, clear_state=True)(
+            flushed
+        )
+        return entry
+
+    return wrap

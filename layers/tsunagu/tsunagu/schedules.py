@@ -8,18 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tsunagu.observability import logger, metrics, tracer
-
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+from tsunagu.observability import LambdaHandler as Handler
+from tsunagu.observability import instrumented
 
 
 def scheduled_handler(job: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
     """A Lambda handler for an EventBridge schedule: ``job(event)`` inside the decorators."""
-    tracing = tracer()
 
-    @logger.inject_lambda_context(clear_state=True)
-    @metrics.log_metrics
-    @tracing.capture_lambda_handler  # type: ignore[untyped-decorator]
+    @instrumented(correlation_id_path=None)
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return job(event or {})
 

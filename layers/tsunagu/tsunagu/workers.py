@@ -10,8 +10,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from tsunagu.observability import logger, metrics, tracer
-from tsunagu.schedules import Handler
+from tsunagu.observability import LambdaHandler as Handler
+from tsunagu.observability import instrumented, metrics
 
 
 def sqs_handler(record_handler: Callable[[SQSRecord], str], on_invoke: Callable[[Any], None] | None = None) -> Handler:
@@ -19,16 +19,13 @@ def sqs_handler(record_handler: Callable[[SQSRecord], str], on_invoke: Callable[
     reported in ``batchItemFailures`` (and only it is retried). ``record_handler`` returns an
     outcome word, counted as the metric ``<Outcome>``."""
     processor = BatchProcessor(event_type=EventType.SQS)
-    tracing = tracer()
 
     def counted(record: SQSRecord) -> str:
         outcome = record_handler(record)
         metrics.add_metric(name=outcome, unit="Count", value=1)
         return outcome
 
-    @logger.inject_lambda_context(clear_state=True)
-    @metrics.log_metrics
-    @tracing.capture_lambda_handler  # type: ignore[untyped-decorator]
+    @instrumented(correlation_id_path=None)
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if on_invoke is not None:
             on_invoke(context)

@@ -17,7 +17,7 @@ from tsunagu import keys
 from tsunagu.billing.ports import QuotaExceeded
 from tsunagu.billing.usage import DEFAULT_SHARDS, shard_of
 from tsunagu.billing.usage_store import counter_update, ledger_items
-from tsunagu.infrastructure.dynamodb import Repository, condition_failed, from_item, to_item
+from tsunagu.infrastructure.dynamodb import Repository, condition_failed, from_item, to_item, update_op
 
 RESERVED, COMMITTED = "reserved", "committed"
 
@@ -139,15 +139,13 @@ class DynamoBillingStore(Repository):
         ]
         if campaign is not None:
             items.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": to_item(keys.campaign_cap(account_id, campaign[0])),
-                        "UpdateExpression": "SET entity = :e ADD reserved :n",
-                        "ConditionExpression": "attribute_not_exists(reserved) OR reserved <= :room",
-                        "ExpressionAttributeValues": to_item({":n": n, ":e": "campaign", ":room": campaign[1] - n}),
-                    }
-                }
+                update_op(
+                    self.table,
+                    keys.campaign_cap(account_id, campaign[0]),
+                    "SET entity = :e ADD reserved :n",
+                    {":n": n, ":e": "campaign", ":room": campaign[1] - n},
+                    condition="attribute_not_exists(reserved) OR reserved <= :room",
+                )
             )
         try:
             self.db.transact_write_items(TransactItems=items)
@@ -179,40 +177,31 @@ class DynamoBillingStore(Repository):
                     "ExpressionAttributeValues": to_item({":r": RESERVED}),
                 }
             },
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": to_item(keys.quota_month(account_id, r["month"])),
-                    "UpdateExpression": "ADD reserved :minus",
-                    "ExpressionAttributeValues": to_item({":minus": -int(r["n"])}),
-                }
-            },
+            update_op(
+                self.table, keys.quota_month(account_id, r["month"]), "ADD reserved :minus", {":minus": -int(r["n"])}
+            ),
         ]
         if r.get("campaign"):
             items.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": to_item(keys.campaign_cap(account_id, r["campaign"])),
-                        "UpdateExpression": "ADD reserved :minus",
-                        "ExpressionAttributeValues": to_item({":minus": -int(r["n"])}),
-                    }
-                }
+                update_op(
+                    self.table,
+                    keys.campaign_cap(account_id, r["campaign"]),
+                    "ADD reserved :minus",
+                    {":minus": -int(r["n"])},
+                )
             )
         return self._transact_once(items)
 
     def commit(self, account_id: str, send_id: str, kind: str, recipients: int, at_ms: int) -> bool:
         """The send went out: the reservation is kept and the usage ledger records it, once."""
-        mark = {
-            "Update": {
-                "TableName": self.table,
-                "Key": to_item(keys.reservation(account_id, send_id)),
-                "UpdateExpression": "SET #s = :c REMOVE GSI1PK, GSI1SK",
-                "ConditionExpression": "#s = :r",
-                "ExpressionAttributeNames": {"#s": "state"},
-                "ExpressionAttributeValues": to_item({":c": COMMITTED, ":r": RESERVED}),
-            }
-        }
+        mark = update_op(
+            self.table,
+            keys.reservation(account_id, send_id),
+            "SET #s = :c REMOVE GSI1PK, GSI1SK",
+            {":c": COMMITTED, ":r": RESERVED},
+            condition="#s = :r",
+            names={"#s": "state"},
+        )
         ledger = ledger_items(self.table, account_id, send_id, kind, recipients, at_ms, self.shards)
         return self._transact_once([mark, *ledger])
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from tsunagu import keys
 from tsunagu.billing.usage import DEFAULT_SHARDS, is_billable, month_of, shard_of
-from tsunagu.infrastructure.dynamodb import Repository, from_item, to_item
+from tsunagu.infrastructure.dynamodb import Repository, from_item, to_item, update_op
 
 
 def ledger_items(
@@ -48,15 +48,13 @@ def ledger_items(
 def counter_update(table: str, account_id: str, month: str, shard: int, adds: dict[str, int]) -> dict[str, Any]:
     names = {f"#c{i}": k for i, k in enumerate(adds)}
     values = {f":v{i}": v for i, v in enumerate(adds.values())}
-    return {
-        "Update": {
-            "TableName": table,
-            "Key": to_item(keys.usage_counter(account_id, month, shard)),
-            "UpdateExpression": "SET entity = :e, #m = :m ADD " + ", ".join(f"#c{i} :v{i}" for i in range(len(adds))),
-            "ExpressionAttributeNames": {**names, "#m": "month"},
-            "ExpressionAttributeValues": to_item({**values, ":e": "usage_counter", ":m": month}),
-        }
-    }
+    return update_op(
+        table,
+        keys.usage_counter(account_id, month, shard),
+        "SET entity = :e, #m = :m ADD " + ", ".join(f"#c{i} :v{i}" for i in range(len(adds))),
+        {**values, ":e": "usage_counter", ":m": month},
+        names={**names, "#m": "month"},
+    )
 
 
 class DynamoUsageLedger(Repository):

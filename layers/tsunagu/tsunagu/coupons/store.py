@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tsunagu import keys
-from tsunagu.infrastructure.dynamodb import Repository, from_item, to_item
+from tsunagu.infrastructure.dynamodb import Repository, from_item, to_item, update_op
 
 REDEEMABLE = ("granted", "won")
 
@@ -156,18 +156,14 @@ class DynamoCouponStore(Repository):
                     "ConditionExpression": "attribute_not_exists(PK)",
                 }
             },
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": to_item(keys.coupon_grant(account_id, cid, user)),
-                    "UpdateExpression": "ADD uses :one",
-                    "ConditionExpression": "attribute_exists(PK) AND #st IN (:g, :w) AND uses < :limit",
-                    "ExpressionAttributeNames": {"#st": "status"},
-                    "ExpressionAttributeValues": to_item(
-                        {":one": 1, ":g": REDEEMABLE[0], ":w": REDEEMABLE[1], ":limit": per_person_limit}
-                    ),
-                }
-            },
+            update_op(
+                self.table,
+                keys.coupon_grant(account_id, cid, user),
+                "ADD uses :one",
+                {":one": 1, ":g": REDEEMABLE[0], ":w": REDEEMABLE[1], ":limit": per_person_limit},
+                condition="attribute_exists(PK) AND #st IN (:g, :w) AND uses < :limit",
+                names={"#st": "status"},
+            ),
             {
                 "Put": {
                     "TableName": self.table,
@@ -193,35 +189,27 @@ class DynamoCouponStore(Repository):
         cid, user = redemption["coupon_id"], redemption["user_id"]
         return self._transact_once(
             [
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": to_item(keys.redemption_key(account_id, redemption["redemption_id"])),
-                        "UpdateExpression": "SET #st = :v, voided_at = :at, void_reason = :r",
-                        "ConditionExpression": "#st = :ok",
-                        "ExpressionAttributeNames": {"#st": "status"},
-                        "ExpressionAttributeValues": to_item(
-                            {":v": "voided", ":ok": "redeemed", ":at": voided_at, ":r": reason or ""}
-                        ),
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": to_item(keys.coupon_grant(account_id, cid, user)),
-                        "UpdateExpression": "ADD uses :minus",
-                        "ConditionExpression": "uses > :zero",
-                        "ExpressionAttributeValues": to_item({":minus": -1, ":zero": 0}),
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": to_item(keys.coupon_counts(account_id, cid)),
-                        "UpdateExpression": "ADD redeemed :minus, voided :one",
-                        "ExpressionAttributeValues": to_item({":minus": -1, ":one": 1}),
-                    }
-                },
+                update_op(
+                    self.table,
+                    keys.redemption_key(account_id, redemption["redemption_id"]),
+                    "SET #st = :v, voided_at = :at, void_reason = :r",
+                    {":v": "voided", ":ok": "redeemed", ":at": voided_at, ":r": reason or ""},
+                    condition="#st = :ok",
+                    names={"#st": "status"},
+                ),
+                update_op(
+                    self.table,
+                    keys.coupon_grant(account_id, cid, user),
+                    "ADD uses :minus",
+                    {":minus": -1, ":zero": 0},
+                    condition="uses > :zero",
+                ),
+                update_op(
+                    self.table,
+                    keys.coupon_counts(account_id, cid),
+                    "ADD redeemed :minus, voided :one",
+                    {":minus": -1, ":one": 1},
+                ),
             ]
         )
 

@@ -39,6 +39,26 @@ def only_conflicts(e: ClientError) -> bool:
     )
 
 
+def update_op(
+    table: str,
+    key: dict[str, str],
+    expression: str,
+    values: dict[str, Any] | None = None,
+    *,
+    condition: str | None = None,
+    names: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One ``Update`` of a TransactWriteItems request (the stores' one way to build it)."""
+    update: dict[str, Any] = {"TableName": table, "Key": to_item(key), "UpdateExpression": expression}
+    if condition:
+        update["ConditionExpression"] = condition
+    if names:
+        update["ExpressionAttributeNames"] = names
+    if values:
+        update["ExpressionAttributeValues"] = to_item(values)
+    return {"Update": update}
+
+
 class Repository:
     table: str
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tsunagu import keys
-from tsunagu.infrastructure.dynamodb import Repository, to_item
+from tsunagu.infrastructure.dynamodb import Repository, to_item, update_op
 
 if TYPE_CHECKING:
     from tsunagu.accounts.store import DynamoAccountStore
@@ -53,15 +53,13 @@ class DynamoEventStore(Repository):
                     }
                 },
                 {"Put": {"TableName": self.table, "Item": to_item(item)}},
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": to_item(keys.event_counts(account_id)),
-                        "UpdateExpression": "ADD #k :one SET entity = :e",
-                        "ExpressionAttributeNames": {"#k": kind},
-                        "ExpressionAttributeValues": to_item({":one": 1, ":e": "event_counts"}),
-                    }
-                },
+                update_op(
+                    self.table,
+                    keys.event_counts(account_id),
+                    "ADD #k :one SET entity = :e",
+                    {":one": 1, ":e": "event_counts"},
+                    names={"#k": kind},
+                ),
             ]
         )
 

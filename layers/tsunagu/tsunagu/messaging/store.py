@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tsunagu import keys
-from tsunagu.infrastructure.dynamodb import Repository, condition_failed, from_item, to_item
+from tsunagu.infrastructure.dynamodb import Repository, condition_failed, from_item, to_item, update_op
 from tsunagu.messaging.chats import ChatMessage
 from tsunagu.messaging.friendship import FriendSnapshot, FriendState, Transition
 
@@ -69,16 +69,12 @@ class DynamoFriendStore(Repository):
         ]
         if t.friends_delta or t.blocked_delta:
             items.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": to_item(keys.friend_counts(account_id)),
-                        "UpdateExpression": "ADD friends :f, blocked :b SET entity = :e",
-                        "ExpressionAttributeValues": to_item(
-                            {":f": t.friends_delta, ":b": t.blocked_delta, ":e": "friend_counts"}
-                        ),
-                    }
-                }
+                update_op(
+                    self.table,
+                    keys.friend_counts(account_id),
+                    "ADD friends :f, blocked :b SET entity = :e",
+                    {":f": t.friends_delta, ":b": t.blocked_delta, ":e": "friend_counts"},
+                )
             )
         return self._transact_once(items)
 

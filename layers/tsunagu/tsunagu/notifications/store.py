@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from tsunagu import keys
 from tsunagu.billing.usage import DEFAULT_SHARDS, month_of, shard_of
 from tsunagu.billing.usage_store import counter_update, ledger_items
-from tsunagu.infrastructure.dynamodb import Repository, condition_failed, from_item, to_item
+from tsunagu.infrastructure.dynamodb import Repository, condition_failed, from_item, to_item, update_op
 from tsunagu.notifications import domain as n
 
 
@@ -232,16 +232,14 @@ class DynamoNotificationStore(Repository):
             expr += ", await_hour = :h"
             values[":h"] = hour
         items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": to_item(keys.notification_key(account_id, tag)),
-                    "UpdateExpression": expr + " ADD rev :one REMOVE lease_until, claim",
-                    "ConditionExpression": "#s = :sending AND claim = :c",
-                    "ExpressionAttributeNames": {"#s": "state"},
-                    "ExpressionAttributeValues": to_item(values),
-                }
-            }
+            update_op(
+                self.table,
+                keys.notification_key(account_id, tag),
+                expr + " ADD rev :one REMOVE lease_until, claim",
+                values,
+                condition="#s = :sending AND claim = :c",
+                names={"#s": "state"},
+            )
         ]
         if awaiting:
             marker = {
@@ -261,16 +259,14 @@ class DynamoNotificationStore(Repository):
         if current.get("state") != n.DELIVERED:
             return "lost_claim"
         # The delivery event arrived before this send was recorded (LINE delivers fast).
-        update = {
-            "Update": {
-                "TableName": self.table,
-                "Key": to_item(keys.notification_key(account_id, tag)),
-                "UpdateExpression": "SET sent_at = :at, route = :route",
-                "ConditionExpression": "#s = :d AND attribute_not_exists(sent_at)",
-                "ExpressionAttributeNames": {"#s": "state"},
-                "ExpressionAttributeValues": to_item({":at": at_ms, ":route": route, ":d": n.DELIVERED}),
-            }
-        }
+        update = update_op(
+            self.table,
+            keys.notification_key(account_id, tag),
+            "SET sent_at = :at, route = :route",
+            {":at": at_ms, ":route": route, ":d": n.DELIVERED},
+            condition="#s = :d AND attribute_not_exists(sent_at)",
+            names={"#s": "state"},
+        )
         self._transact_once([update, *ledger])
         return "delivered_first"
 
@@ -285,18 +281,14 @@ class DynamoNotificationStore(Repository):
             if item["state"] == n.DELIVERED:
                 return "duplicate"
             ops: list[dict[str, Any]] = [
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": to_item(keys.notification_key(account_id, tag)),
-                        "UpdateExpression": "SET #s = :d, delivered_at = :at ADD rev :one REMOVE await_hour",
-                        "ConditionExpression": "rev = :rev",
-                        "ExpressionAttributeNames": {"#s": "state"},
-                        "ExpressionAttributeValues": to_item(
-                            {":d": n.DELIVERED, ":at": at_ms, ":rev": item["rev"], ":one": 1}
-                        ),
-                    }
-                },
+                update_op(
+                    self.table,
+                    keys.notification_key(account_id, tag),
+                    "SET #s = :d, delivered_at = :at ADD rev :one REMOVE await_hour",
+                    {":d": n.DELIVERED, ":at": at_ms, ":rev": item["rev"], ":one": 1},
+                    condition="rev = :rev",
+                    names={"#s": "state"},
+                ),
                 counter_update(
                     self.table, account_id, month_of(at_ms), shard_of(tag, self.shards), {"notification_delivered": 1}
                 ),
@@ -337,16 +329,12 @@ class DynamoNotificationStore(Repository):
         if item is None or item["state"] != n.SENT:
             self._transact_once([delete])
             return 0
-        update = {
-            "Update": {
-                "TableName": self.table,
-                "Key": to_item(keys.notification_key(account_id, tag)),
-                "UpdateExpression": "SET #s = :u, undelivered_at = :at ADD rev :one REMOVE await_hour",
-                "ConditionExpression": "rev = :rev",
-                "ExpressionAttributeNames": {"#s": "state"},
-                "ExpressionAttributeValues": to_item(
-                    {":u": n.UNDELIVERED, ":at": _now_ms(), ":rev": item["rev"], ":one": 1}
-                ),
-            }
-        }
+        update = update_op(
+            self.table,
+            keys.notification_key(account_id, tag),
+            "SET #s = :u, undelivered_at = :at ADD rev :one REMOVE await_hour",
+            {":u": n.UNDELIVERED, ":at": _now_ms(), ":rev": item["rev"], ":one": 1},
+            condition="rev = :rev",
+            names={"#s": "state"},
+        )
         return 1 if self._transact_once([update, delete]) else 0

@@ -1,0 +1,58 @@
+"""What the benchmarks share: the repository on sys.path, percentiles, and a local stack in a
+child process (queue pollers off, so workers don't compete for the CPU with what is measured)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tsunagu_local.client import request  # noqa: E402
+from tsunagu_local.stack import Ports  # noqa: E402
+
+OPERATOR_KEY = "bench-operator-key"
+
+
+def pct(samples: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of ``samples``."""
+    xs = sorted(samples)
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+def start_stack(timeout_s: float = 90) -> tuple[subprocess.Popen[bytes], Ports]:
+    """``python -m tsunagu_local serve --no-pollers`` on free ports, once ``/health`` answers."""
+    ports = Ports.random()
+    env = {
+        **os.environ,
+        "TSUNAGU_PORT": str(ports.http),
+        "TSUNAGU_SANDBOX_PORT": str(ports.sandbox),
+        "TSUNAGU_MOTO_PORT": str(ports.moto),
+        "TSUNAGU_OPERATOR_KEY": OPERATOR_KEY,
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tsunagu_local", "serve", "--log-level", "ERROR", "--no-pollers"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if request("GET", f"http://127.0.0.1:{ports.http}/health", timeout=1).status == 200:
+                return proc, ports
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("local stack did not start")
+
+
+def stop_stack(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
