@@ -1,4 +1,4 @@
-"""``python -m tsunagu_local demo|serve|invoke NAME`` - see README."""
+"""``python -m tsunagu_local demo|serve|invoke NAME|seed`` - see README."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ def main() -> None:
     s.add_argument("--no-pollers", action="store_true", help="don't consume the queues (benchmarks of the intake)")
     i = sub.add_parser("invoke", help="trigger a schedule-driven function of a running stack by name")
     i.add_argument("name")
+    sd = sub.add_parser("seed", help="fill an account of a running local stack with friends, chats and members")
+    sd.add_argument("--account", required=True, help="an existing account id (POST /accounts)")
+    sd.add_argument("--friends", type=int, default=0)
+    sd.add_argument("--chats", type=int, default=0, help="1:1 messages over the last year, among the friends")
+    sd.add_argument("--members", type=int, default=0)
+    sd.add_argument("--endpoint", default=f"http://127.0.0.1:{os.environ.get('TSUNAGU_MOTO_PORT', '5001')}")
+    sd.add_argument("--table", default="tsunagu-local-Table")
+    sd.add_argument("--secret-prefix", default="tsunagu/dev")
     args = ap.parse_args()
 
     if args.cmd == "demo":
@@ -51,6 +59,12 @@ def main() -> None:
         r = request("POST", f"http://127.0.0.1:{port}/_local/invoke/{args.name}")
         print(json.dumps(r.json, ensure_ascii=False, indent=2))
         sys.exit(0 if r.status == 200 else 1)
+    elif args.cmd == "seed":
+        from tsunagu_local import seed
+
+        ddb, sm = seed.connect(args.endpoint)
+        seeder = seed.Seeder(ddb, sm, args.table, args.secret_prefix, args.account)
+        seed.run(seeder, args.friends, args.chats, args.members)
 
 
 if __name__ == "__main__":
