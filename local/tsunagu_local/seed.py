@@ -33,7 +33,7 @@ from tsunagu import keys
 # The one import of tsunagu's domain code: the member register's own validation and keyed
 # hashing, so seeded factors verify exactly as imported ones do. (Path to update when the
 # register moves into its capability package.)
-from tsunagu.domain.members import MemberIn, to_record
+from tsunagu.linking.members import MemberIn, to_record
 from tsunagu_local.cli import progress
 from tsunagu_local.resources import REGION
 

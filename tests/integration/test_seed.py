@@ -16,8 +16,8 @@ from tests.conftest import line_event
 from tests.integration.conftest import OPERATOR_KEY
 from tests.integration.test_webhook_and_workers import SECRET, TOKEN, friendship, sqs_event
 from tsunagu import keys
-from tsunagu.adapters.secrets import SecretsManagerFactorKeys
-from tsunagu.domain.linking import factor_hash, normalize_phone_jp
+from tsunagu.infrastructure.secrets import SecretsManagerFactorKeys
+from tsunagu.linking.domain import factor_hash, normalize_phone_jp
 from tsunagu_local import seed
 
 _de = TypeDeserializer()

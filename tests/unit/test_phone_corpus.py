@@ -9,7 +9,7 @@ import unicodedata
 import phonenumbers
 import pytest
 
-from tsunagu.domain.phone import library_reference, to_e164
+from tsunagu.notifications.phone import library_reference, to_e164
 
 # National numbers in their usual groupings: valid mobile, landline, toll-free, IP phone, and
 # invalid ones (wrong length, unassigned ranges).
