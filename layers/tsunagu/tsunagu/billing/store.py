@@ -39,12 +39,7 @@ class DynamoBillingStore(Repository):
             "ExpressionAttributeValues": to_item({":pk": pk, ":p": prefix} if prefix else {":pk": pk}),
             "ConsistentRead": True,
         }
-        while True:
-            r = self.db.query(**kwargs)
-            out += [from_item(i) for i in r.get("Items", [])]
-            if "LastEvaluatedKey" not in r:
-                return out
-            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+        return out + self._query_pages(kwargs)
 
     # ------------------------------------------------------------------ plans and options
     def plan_history(self, account_id: str) -> list[tuple[date, str]]:

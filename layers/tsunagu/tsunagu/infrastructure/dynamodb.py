@@ -85,6 +85,16 @@ class Repository:
             time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter, not crypto
         return False
 
+    def _query_pages(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item a Query matches, following ``LastEvaluatedKey`` page by page."""
+        out: list[dict[str, Any]] = []
+        while True:
+            r = self.db.query(**kwargs)
+            out += [from_item(i) for i in r.get("Items", [])]
+            if "LastEvaluatedKey" not in r:
+                return out
+            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+
     def _get(self, key: dict[str, str], consistent: bool = True) -> dict[str, Any] | None:
         r = self.db.get_item(TableName=self.table, Key=to_item(key), ConsistentRead=consistent)
         return from_item(r["Item"]) if "Item" in r else None

@@ -114,12 +114,7 @@ class DynamoNotificationStore(Repository):
             "KeyConditionExpression": "GSI1PK = :pk",
             "ExpressionAttributeValues": to_item({":pk": keys.notification_batch_index(account_id, batch_id)}),
         }
-        while True:
-            r = self.db.query(**kwargs)
-            out += [from_item(i) for i in r.get("Items", [])]
-            if "LastEvaluatedKey" not in r:
-                return out
-            kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+        return out + self._query_pages(kwargs)
 
     # ------------------------------------------------------------------ notifications
     def add(self, account_id: str, batch_id: str, seq: int, accepted: n.AcceptedItem, extra: dict[str, Any]) -> bool:
