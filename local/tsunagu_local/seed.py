@@ -34,6 +34,7 @@ from tsunagu import keys
 # hashing, so seeded factors verify exactly as imported ones do. (Path to update when the
 # register moves into its capability package.)
 from tsunagu.linking.members import MemberIn, to_record
+from tsunagu.linking.store import member_item
 from tsunagu_local.cli import progress
 from tsunagu_local.resources import REGION
 
@@ -251,25 +252,7 @@ class Seeder:
         def items() -> Iterator[dict[str, Any]]:
             for i in range(n):
                 r = to_record(MemberIn.model_validate(member_row(i)), key)
-                yield {
-                    **keys.member(aid, r.member_number),
-                    "entity": "member",
-                    "member_number": r.member_number,
-                    "phone_hash": r.phone_hash,
-                    "birth_hash": r.birth_hash,
-                    "email_hash": r.email_hash,
-                    "login_id_hash": r.login_id_hash,
-                    "password_hash": r.password_hash,
-                    "updated_at": now,
-                    "lines": [
-                        {
-                            "line_id": ln.line_id,
-                            "usage_code_hash": ln.usage_code_hash,
-                            "monthly_base_fee": ln.monthly_base_fee,
-                        }
-                        for ln in r.lines
-                    ],
-                }
+                yield member_item(aid, r, now)
                 mn = r.member_number
                 if r.phone_hash:
                     yield {**keys.member_phone(aid, r.phone_hash, mn), "entity": "member_phone", "member_number": mn}

@@ -19,6 +19,25 @@ def _now() -> int:
     return int(time.time())
 
 
+def member_item(account_id: str, r: MemberRecord, now: Any) -> dict[str, Any]:
+    """A member as stored: hashes of the factors only, never their values (R-LINK-14)."""
+    return {
+        **keys.member(account_id, r.member_number),
+        "entity": "member",
+        "member_number": r.member_number,
+        "phone_hash": r.phone_hash,
+        "birth_hash": r.birth_hash,
+        "email_hash": r.email_hash,
+        "login_id_hash": r.login_id_hash,
+        "password_hash": r.password_hash,
+        "updated_at": now,
+        "lines": [
+            {"line_id": ln.line_id, "usage_code_hash": ln.usage_code_hash, "monthly_base_fee": ln.monthly_base_fee}
+            for ln in r.lines
+        ],
+    }
+
+
 class DynamoMemberRegister(Repository):
     def __init__(self, table: str):
         self.table = table
@@ -48,25 +67,7 @@ class DynamoMemberRegister(Repository):
                         "member_number": r.member_number,
                     }
                 )
-            item = {
-                **keys.member(account_id, r.member_number),
-                "entity": "member",
-                "member_number": r.member_number,
-                "phone_hash": r.phone_hash,
-                "birth_hash": r.birth_hash,
-                "email_hash": r.email_hash,
-                "login_id_hash": r.login_id_hash,
-                "password_hash": r.password_hash,
-                "updated_at": now,
-                "lines": [
-                    {
-                        "line_id": ln.line_id,
-                        "usage_code_hash": ln.usage_code_hash,
-                        "monthly_base_fee": ln.monthly_base_fee,
-                    }
-                    for ln in r.lines
-                ],
-            }
+            item = member_item(account_id, r, now)
             puts.append(item)
             for (kind, h), line_id in new_index.items():
                 puts.append(
