@@ -78,7 +78,15 @@ def code_now(wiring: Any, acct: dict[str, Any], user: str) -> str:
 
 
 def n_items(ddb: Any, table: str) -> int:
-    return int(ddb.scan(TableName=table, Select="COUNT")["Count"])
+    # A Scan page stops at 1 MB, so count every page (one page undercounts a seeded table).
+    kwargs: dict[str, Any] = {"TableName": table, "Select": "COUNT"}
+    total = 0
+    while True:
+        r = ddb.scan(**kwargs)
+        total += int(r["Count"])
+        if "LastEvaluatedKey" not in r:
+            return total
+        kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
 
 
 def doc(code: str, register: str = "R01") -> dict[str, Any]:
