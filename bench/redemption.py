@@ -7,7 +7,12 @@
 2. The race: 32 concurrent redemptions of one member's code from 32 registers, repeated for
    ``--trials`` members; the number of winners per trial (must always be 1).
 
-    .venv/bin/python bench/redemption.py [--n 100] [--trials 100]
+    .venv/bin/python bench/redemption.py [--n 100] [--trials 100] [--table-items 100000]
+
+``--table-items N`` seeds the account with ~N items (1,000 friends and their chats, through
+``tsunagu_local.seed``) after the grants and before the timed part, to time redemption on a
+table of realistic size; ``TSUNAGU_MOTO_STOCK_TRANSACTIONS=1`` times it with moto's own
+whole-table transaction rollback instead of the local stack's item-level one.
 """
 
 from __future__ import annotations
@@ -73,7 +78,15 @@ def code_now(wiring: Any, acct: dict[str, Any], user: str) -> str:
 
 
 def n_items(ddb: Any, table: str) -> int:
-    return int(ddb.scan(TableName=table, Select="COUNT")["Count"])
+    # A Scan page stops at 1 MB, so count every page (one page undercounts a seeded table).
+    kwargs: dict[str, Any] = {"TableName": table, "Select": "COUNT"}
+    total = 0
+    while True:
+        r = ddb.scan(**kwargs)
+        total += int(r["Count"])
+        if "LastEvaluatedKey" not in r:
+            return total
+        kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
 
 
 def doc(code: str, register: str = "R01") -> dict[str, Any]:
@@ -94,16 +107,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--table-items", type=int, default=0, help="seed the table to about this size first")
     args = ap.parse_args()
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     stack = LocalStack(ports=Ports.random(), log_level="ERROR", metrics=False).start()
     try:
-        run(stack, args.n, args.trials)
+        run(stack, args.n, args.trials, args.table_items)
     finally:
         stack.stop()
 
 
-def run(stack: LocalStack, n: int, trials: int) -> None:
+def run(stack: LocalStack, n: int, trials: int, table_items: int = 0) -> None:
     import boto3
 
     from tsunagu import wiring
@@ -137,6 +151,12 @@ def run(stack: LocalStack, n: int, trials: int) -> None:
     )
 
     users = grant_users(stack, acct, 2 * n)
+    if table_items:
+        from tsunagu_local import seed
+
+        seeder = seed.Seeder(ddb, boto3.client("secretsmanager"), table, "tsunagu/dev", acct["aid"], False)
+        seed.run(seeder, friends=1000, chats=max(0, (table_items - 1000) // 2), members=0)
+        print(f"table: {n_items(ddb, table):,} items")
     http_ms: list[float] = []
     svc_ms: list[float] = []
     put_ms: list[float] = []
