@@ -1,11 +1,20 @@
 """Phone numbers for LINE notification messages (R-PNP-2, R-PNP-4; line-platform.md 4.3):
 normalise to E.164 and hash as LINE requires (SHA-256 of the E.164 string, lowercase hex).
 
-A fast path handles the shapes most businesses send - a Japanese number written with ASCII or
-full-width digits, spaces or hyphens, domestic (0...) or +81 - by checking the national number
-against the library's own JP metadata patterns (the rule ``is_valid_number`` applies); anything
-else goes through ``phonenumbers`` itself. The result is identical to ``phonenumbers`` parse +
-validate + format for every input (a differential test checks it on generated numbers)."""
+Digits are ASCII or full-width; separators are the ones ``phonenumbers`` reads (spaces, the
+ideographic space, parentheses, and the dashes ``-`` ``‐`` ``―`` ``−`` ``ー`` ``－``, the
+katakana long-vowel mark being a common slip for a dash). Two deliberate differences from the
+library, which would otherwise send a message to a stranger: letters are refused, never read as
+a keypad (``090-1234-ABCD``, ``tel:``, ``ext.``), and so are the digits of other scripts and
+styles (Arabic-Indic ``٥``, Devanagari ``५``, mathematical ``𝟓``), which the library reads as
+digits; circled and superscript digits are refused, as the library does.
+
+A fast path handles the shapes most businesses send - a Japanese number written with those
+digits, spaces or dashes, domestic (0...) or +81 - by checking the national number against the
+library's own JP metadata patterns (the rule ``is_valid_number`` applies); anything else goes
+through ``phonenumbers`` itself. Apart from the two differences above, the result is identical
+to ``phonenumbers`` parse + validate + format (tests/unit/test_phone_corpus.py runs a corpus of
+awkward inputs; bench/phone_hash.py a million generated numbers)."""
 
 from __future__ import annotations
 
@@ -17,12 +26,23 @@ from typing import Any
 
 # Japanese mobile numbers (070/080/090 + a non-zero digit + 7 digits): the library's own
 # metadata for JP mobile, restricted to the ranges that are valid in every case.
-_MOBILE_NSN = re.compile(r"[789]0[1-9]\d{7}")
+_MOBILE_NSN = re.compile(r"[789]0[1-9][0-9]{7}")
 # The commonest shape of all, a JP mobile number (070/080/090, 3-4-4 with optional hyphens or
 # spaces, domestic or +81): always valid for the library's JP mobile description.
-_MOBILE_EXPRESS = re.compile(r" *(?:0|\+81[ -]?)([789]0)[ -]?([1-9]\d{3})[ -]?(\d{4}) *")
-_SIMPLE = re.compile(r"\+?\d[\d -]*\d")  # digits, spaces and hyphens only: nothing for the library to reinterpret
+_MOBILE_EXPRESS = re.compile(r" *(?:0|\+81[ -]?)([789]0)[ -]?([1-9][0-9]{3})[ -]?([0-9]{4}) *")
+# ASCII digits, spaces and hyphens only: nothing for the library to reinterpret.
+_SIMPLE = re.compile(r"\+?[0-9][0-9 -]*[0-9]")
 _STRIP = str.maketrans("", "", " -")
+# Full-width digits and plus, the ideographic space, and the dashes phonenumbers reads as
+# punctuation, mapped to their ASCII shapes (never NFKC: it turns ① and ² into digits).
+_TO_ASCII = str.maketrans(
+    {
+        **{chr(0xFF10 + d): str(d) for d in range(10)},
+        "\uff0b": "+",
+        "\u3000": " ",
+        **dict.fromkeys("\u2010\u2015\u2212\u30fc\uff0d", "-"),
+    }
+)
 
 
 _JP_TYPES = (
@@ -62,7 +82,9 @@ def _jp_valid(nsn: str) -> bool:
 
 def to_e164(raw: str, region: str = "JP") -> str | None:
     """The E.164 form of ``raw`` read in ``region``, or None when it is not a valid number."""
-    text = raw if raw.isascii() else unicodedata.normalize("NFKC", raw)
+    text = raw if raw.isascii() else raw.translate(_TO_ASCII)
+    if not text.isascii() and _foreign_digits(text):
+        return None
     if any(ch.isalpha() for ch in text):
         # phonenumbers reads letters as a keypad ("090-1234-ABCD" -> ...2223): a typo or a
         # vanity number would reach a stranger, so letters are refused, never converted.
@@ -79,6 +101,12 @@ def to_e164(raw: str, region: str = "JP") -> str | None:
         if digits.startswith("+81") and digits[3:4] not in ("0", "") and _jp_valid(digits[3:]):
             return digits
     return _library_e164(raw, region)
+
+
+def _foreign_digits(text: str) -> bool:
+    """A digit or number sign other than ASCII 0-9 (full width is already mapped): another
+    script's digits (the library would read them), circled, superscript, fractions, numerals."""
+    return any(not ch.isascii() and unicodedata.category(ch) in ("Nd", "No", "Nl") for ch in text)
 
 
 def _library_e164(raw: str, region: str) -> str | None:
