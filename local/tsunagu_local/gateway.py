@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tsunagu_local.runtime import LocalFunction
+from tsunagu_local.runtime import FunctionError, LocalFunction
 
 TEXT_TYPES = (
     "text/",
@@ -27,6 +27,87 @@ TEXT_TYPES = (
     "+xml",
 )
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+CHUNKED = -1
+DISCARD_IDLE_S = 1.0  # an oversized body: stop reading when the client pauses this long
+DISCARD_MAX = 4 * MAX_BODY  # ... or after this much
+_DIGITS = re.compile(r"[0-9]{1,100}")
+
+
+class Server(ThreadingHTTPServer):
+    # The stdlib's listen backlog of 5 resets a burst of clients; API Gateway takes them all.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
+def _message(text: str) -> bytes:
+    return json.dumps({"message": text}).encode()
+
+
+def read_framing(lengths: list[str] | None, transfer_encoding: str | None) -> int | str:
+    """The body's length from the request's framing headers (RFC 9112 6.3): a byte count,
+    ``CHUNKED``, or a string saying why the framing is refused (a 400). ``Content-Length``
+    must be digits only, every copy the same; it may not come with ``Transfer-Encoding``."""
+    if transfer_encoding is not None:
+        if lengths:
+            return "Content-Length with Transfer-Encoding"
+        if transfer_encoding.strip().lower() != "chunked":
+            return f"unsupported Transfer-Encoding {transfer_encoding!r}"
+        return CHUNKED
+    if not lengths:
+        return 0
+    values = {v.strip() for v in lengths}
+    if len(values) != 1:
+        return "conflicting Content-Length headers"
+    value = values.pop()
+    if not _DIGITS.fullmatch(value):
+        return f"Content-Length {value!r} is not a byte count"
+    return int(value)
+
+
+def read_chunked(rfile: Any, limit: int) -> bytes | None:
+    """A chunked body (RFC 9112 7.1), or None when the chunks are malformed. Stops reading a
+    little past ``limit`` (the caller answers 413)."""
+    out = bytearray()
+    while True:
+        line = rfile.readline(1024)
+        if not line.endswith(b"\r\n"):
+            return None
+        size_text = line[:-2].split(b";", 1)[0].strip()
+        if not size_text or len(size_text) > 16 or not all(c in b"0123456789abcdefABCDEF" for c in size_text):
+            return None
+        size = int(size_text, 16)
+        if size == 0:
+            while True:  # trailers, up to the empty line
+                trailer = rfile.readline(8192)
+                if trailer in (b"\r\n", b"\n", b""):
+                    return bytes(out)
+        if len(out) + size > limit:
+            return bytes(out) + b"\0" * (limit + 1 - len(out))  # over the limit: 413, not read further
+        chunk = rfile.read(size)
+        if len(chunk) < size or rfile.read(2) != b"\r\n":
+            return None
+        out += chunk
+
+
+def discard(sock: Any, rfile: Any, length: int) -> None:
+    """Read and drop up to ``length`` bytes (at most DISCARD_MAX), stopping when the client
+    goes quiet for DISCARD_IDLE_S."""
+    previous = sock.gettimeout()
+    sock.settimeout(DISCARD_IDLE_S)
+    try:
+        left = min(length, DISCARD_MAX)
+        while left > 0:
+            chunk = rfile.read1(min(left, 1 << 16))
+            if not chunk:
+                return
+            left -= len(chunk)
+    except (TimeoutError, OSError):
+        return
+    finally:
+        try:
+            sock.settimeout(previous)
+        except OSError:
+            pass
 
 
 class Route:
@@ -150,18 +231,52 @@ class Gateway:
                             self.send_header("Set-Cookie", c)
                     elif k not in ("content-length", "connection"):
                         self.send_header(k, v)
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
+            def _refuse(self, status: int, message: str) -> None:
+                # Framing we cannot trust: answer, then close (the rest of the stream is not a request).
+                self.close_connection = True
+                self._send(status, {"content-type": "application/json", "connection": "close"}, _message(message))
+
             def _handle(self) -> None:
+                try:
+                    self._handle_request()
+                except (ConnectionError, TimeoutError):
+                    self.close_connection = True
+                except Exception as e:  # the gateway's own failure: API Gateway's 500, never a traceback
+                    print(f"[gateway] {type(e).__name__}: {e}", flush=True)
+                    self._refuse(500, "Internal Server Error")
+
+            def _handle_request(self) -> None:
                 url = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY:
-                    self._send(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
+                framing = read_framing(self.headers.get_all("Content-Length"), self.headers.get("Transfer-Encoding"))
+                if isinstance(framing, str):
+                    self._refuse(400, "Bad Request")
                     return
-                body = self.rfile.read(length) if length else b""
+                if framing == CHUNKED:
+                    body = read_chunked(self.rfile, MAX_BODY)
+                    if body is None:
+                        self._refuse(400, "Bad Request")
+                        return
+                    if len(body) > MAX_BODY:
+                        self._refuse(413, "Request Entity Too Large")
+                        return
+                elif framing > MAX_BODY:
+                    # Read (and drop) what the client sends before answering, so it sees the 413
+                    # rather than a broken pipe; give up on a client that stops sending.
+                    discard(self.connection, self.rfile, framing)
+                    self._refuse(413, "Request Entity Too Large")
+                    return
+                else:
+                    body = self.rfile.read(framing) if framing else b""
+                    if len(body) < framing:  # the client closed mid-body
+                        self.close_connection = True
+                        return
                 headers: dict[str, str] = {}
                 for k, v in self.headers.items():
                     k = k.lower()
@@ -181,7 +296,8 @@ class Gateway:
                     result = route.fn.invoke(event)
                     status, out_headers, out = to_http(result)
                 except Exception as e:  # a crashed function is API Gateway's 500, as on AWS
-                    print(f"[gateway] {route.fn.name} raised {type(e).__name__}: {e}", flush=True)
+                    name = e if isinstance(e, FunctionError) else f"{type(e).__name__}: {e}"
+                    print(f"[gateway] {route.fn.name} raised {name}", flush=True)
                     status, out_headers, out = (
                         500,
                         {"content-type": "application/json"},
@@ -191,7 +307,7 @@ class Gateway:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
-        server = ThreadingHTTPServer((host, port), Handler)
+        server = Server((host, port), Handler)
         server.daemon_threads = True
         return server
 

@@ -29,6 +29,17 @@ Control API (not LINE's): ``/_sandbox/...``
   with a one-time ``code`` (or ``error=access_denied`` when no user is set); ``POST
   /oauth2/v2.1/token`` exchanges it (client secret, redirect_uri checked) for an HS256 ID token
   signed with the channel secret (``iss``, ``sub``, ``aud``, ``exp``, ``nonce``).
+- ``PUT /_sandbox/rate-limits`` {path, limit?, windowSeconds?, next?, retryAfter?} - LINE's rate
+  limit for one API path: more than ``limit`` calls in ``windowSeconds`` (default 1), or the next
+  ``next`` calls, answer ``429`` "The API rate limit has been exceeded. Try again later." with
+  ``Retry-After: retryAfter`` (default 1). ``DELETE`` lifts every limit; ``GET`` lists them.
+- Request bodies are checked against LINE's own models (the ``line-bot-sdk`` package's, generated
+  from LINE's OpenAPI documents): a missing field, an unknown message type (``{"type":"bogus"}``)
+  or a malformed object answers ``400`` "The request body has N error(s)" with ``details``, and is
+  recorded but has no effect. Narrowcast and the audience uploads answer ``202`` with
+  ``X-Line-Request-Id``, as LINE does; ``GET /v2/bot/message/progress/narrowcast`` reports them.
+- Every LINE call is recorded with its ``authorization``, ``content-type`` and ``x-line-*``
+  headers (``GET /_sandbox/calls``).
 - LINE's coupon API (line-platform.md 6): ``POST /v2/bot/coupon`` (required fields checked),
   ``GET /v2/bot/coupon``, ``GET /v2/bot/coupon/{couponId}``, ``PUT /v2/bot/coupon/{couponId}/close``.
 """
@@ -48,6 +59,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -86,6 +98,66 @@ class LoginChannel:
 
 
 @dataclass
+class RateLimit:
+    limit: int | None = None  # calls per window; None: only ``next`` applies
+    window_s: float = 1.0
+    next: int = 0  # the next N calls are refused whatever the count
+    retry_after: int = 1
+    hits: list[float] = field(default_factory=list)
+
+    def refuse(self, now: float) -> bool:
+        if self.next > 0:
+            self.next -= 1
+            return True
+        self.hits = [t for t in self.hits if now - t < self.window_s]
+        if self.limit is not None and len(self.hits) >= self.limit:
+            return True
+        self.hits.append(now)
+        return False
+
+
+# LINE's request models (line-bot-sdk, generated from LINE's OpenAPI documents) by API path.
+_MODELS = {
+    ("POST", "/v2/bot/message/reply"): ("messaging", "ReplyMessageRequest"),
+    ("POST", "/v2/bot/message/push"): ("messaging", "PushMessageRequest"),
+    ("POST", "/v2/bot/message/multicast"): ("messaging", "MulticastRequest"),
+    ("POST", "/v2/bot/message/broadcast"): ("messaging", "BroadcastRequest"),
+    ("POST", "/v2/bot/message/narrowcast"): ("messaging", "NarrowcastRequest"),
+    ("POST", "/bot/pnp/push"): ("messaging", "PnpMessagesRequest"),
+    ("POST", "/v2/bot/message/pnp/templated/push"): ("messaging", "PnpTemplatedMessageRequest"),
+    ("POST", "/v2/bot/audienceGroup/upload"): ("audience", "CreateAudienceGroupRequest"),
+    ("PUT", "/v2/bot/audienceGroup/upload"): ("audience", "AddAudienceToAudienceGroupRequest"),
+    ("POST", "/v2/bot/audienceGroup/click"): ("audience", "CreateClickBasedAudienceGroupRequest"),
+    ("POST", "/v2/bot/audienceGroup/imp"): ("audience", "CreateImpBasedAudienceGroupRequest"),
+}
+
+
+def line_model_problems(method: str, path: str, doc: Any) -> list[dict[str, str]] | None:
+    """What LINE's model for this call says is wrong with ``doc`` (None: no model for it)."""
+    import importlib
+
+    entry = _MODELS.get((method, path))
+    if entry is None:
+        return None
+    model = getattr(importlib.import_module(f"linebot.v3.{entry[0]}"), entry[1])
+    if not isinstance(doc, dict):
+        return [{"message": "The request body must be a JSON object", "property": ""}]
+    try:
+        model.from_dict(doc)
+    except ValueError as e:  # pydantic's ValidationError, or the SDK's unknown discriminator
+        errors = getattr(e, "errors", None)
+        if callable(errors):
+            return [
+                {"message": str(err.get("msg", "")), "property": ".".join(str(x) for x in err.get("loc", ()))}
+                for err in errors()
+            ]
+        text = str(e)
+        prop = "messages[].type" if "discriminator" in text else ""
+        return [{"message": text.split(". Discriminator", 1)[0][:200], "property": prop}]
+    return []
+
+
+@dataclass
 class SandboxState:
     channels: dict[str, Channel] = field(default_factory=dict)
     reply_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (channel, issued)
@@ -106,6 +178,9 @@ class SandboxState:
         default_factory=dict
     )  # code -> ch, user, uri, nonce
     coupons: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # channel -> couponId -> coupon
+    rate_limits: dict[str, RateLimit] = field(default_factory=dict)  # API path -> its limit
+    narrowcasts: dict[str, dict[str, Any]] = field(default_factory=dict)  # request id -> progress
+    audiences: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # channel -> id -> group
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def channel_by_token(self, token: str) -> Channel | None:
@@ -116,9 +191,17 @@ def _err(status: int, message: str, extra: dict[str, Any] | None = None) -> tupl
     return status, {"message": message, **(extra or {})}, {}
 
 
+def _load_line_models() -> None:
+    import linebot.v3.audience
+    import linebot.v3.messaging  # noqa: F401 - seconds to import: done once, off the request path
+
+
 class LineSandbox:
     def __init__(self) -> None:
         self.state = SandboxState()
+        # LINE's models take seconds to import: load them while the rest of the stack starts.
+        self._models_loaded = threading.Thread(target=_load_line_models, daemon=True)
+        self._models_loaded.start()
 
     # ------------------------------------------------------------------ LINE Messaging API
     def api(
@@ -130,10 +213,20 @@ class LineSandbox:
             return _err(
                 401, "Authentication failed. Confirm that the access token in the authorization header is valid."
             )
+        limited = self._rate_limited(path)
+        if limited:
+            return limited
         try:
             doc = json.loads(body) if body else {}
         except ValueError:
             return _err(400, "The request body has 1 error(s)", {"details": [{"message": "invalid JSON"}]})
+        problems = line_model_problems(method, path, doc)
+        if problems:
+            return _err(400, f"The request body has {len(problems)} error(s)", {"details": problems})
+        if path.startswith("/v2/bot/audienceGroup/"):
+            return self._audience(ch, method, path, doc)
+        if method == "GET" and path == "/v2/bot/message/progress/narrowcast":
+            return _err(400, "requestId is required")  # answered with the query in serve()
         if method == "POST" and path == "/v2/bot/message/reply":
             return self._reply(ch, doc, headers)
         if method == "POST" and path in (
@@ -157,6 +250,57 @@ class LineSandbox:
             return 200, {"type": "limited", "value": 200}, {}
         if method == "GET" and path == "/v2/bot/message/quota/consumption":
             return 200, {"totalUsage": self.state.consumption.get(ch.channel_id, 0)}, {}
+        return _err(404, "Not found")
+
+    def _rate_limited(self, path: str) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        with self.state.lock:
+            rule = self.state.rate_limits.get(path)
+            if rule is None or not rule.refuse(time.monotonic()):
+                return None
+            retry_after = rule.retry_after
+        return (
+            429,
+            {"message": "The API rate limit has been exceeded. Try again later."},
+            {"retry-after": str(retry_after)},
+        )
+
+    def narrowcast_progress(self, request_id: str) -> tuple[int, dict[str, Any]]:
+        with self.state.lock:
+            progress = self.state.narrowcasts.get(request_id)
+        if progress is None:
+            return 404, {"message": "Not found"}
+        return 200, progress
+
+    # ------------------------------------------------------------------ LINE's audience API
+    def _audience(
+        self, ch: Channel, method: str, path: str, doc: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        mine = self.state.audiences.setdefault(ch.channel_id, {})
+        kind = path.rsplit("/", 1)[1]
+        if method == "PUT" and kind == "upload":
+            with self.state.lock:
+                group = mine.get(str(doc.get("audienceGroupId")))
+                if group is None:
+                    return _err(400, "The audience group does not exist")
+                group["audienceCount"] += len(doc.get("audiences") or [])
+            return 202, {}, {}
+        if method == "POST" and kind in ("upload", "click", "imp"):
+            group_id = secrets.randbelow(10**13)
+            now = int(time.time())
+            group = {
+                "audienceGroupId": group_id,
+                "type": {"upload": "UPLOAD", "click": "CLICK", "imp": "IMP"}[kind],
+                "description": doc.get("description"),
+                "created": now,
+                "permission": "READ_WRITE",
+                "expireTimestamp": now + 180 * 86400,
+                "isIfaAudience": bool(doc.get("isIfaAudience", False)),
+                "createRoute": "MESSAGING_API",
+                "audienceCount": len(doc.get("audiences") or []),
+            }
+            with self.state.lock:
+                mine[str(group_id)] = group
+            return 202, {k: v for k, v in group.items() if k != "audienceCount"}, {}
         return _err(404, "Not found")
 
     # ------------------------------------------------------------------ LINE's coupon API
@@ -366,7 +510,17 @@ class LineSandbox:
                     )
                 self.state.retry_keys[(ch.channel_id, key)] = (request_id, time.time(), sent)
             self.state.consumption[ch.channel_id] = self.state.consumption.get(ch.channel_id, 0) + recipients
-        return 200, sent, {"x-line-request-id": request_id}
+            if kind == "narrowcast":
+                self.state.narrowcasts[request_id] = {
+                    "phase": "succeeded",
+                    "successCount": int((doc.get("limit") or {}).get("max") or 0),
+                    "failureCount": 0,
+                    "targetCount": int((doc.get("limit") or {}).get("max") or 0),
+                    "acceptedTime": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "completedTime": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                }
+        # LINE accepts a narrowcast for later delivery: 202, its progress by the request id.
+        return (202 if kind == "narrowcast" else 200), sent, {"x-line-request-id": request_id}
 
     def _pnp(
         self, ch: Channel, path: str, doc: dict[str, Any], headers: dict[str, str]
@@ -556,6 +710,22 @@ class LineSandbox:
             with self.state.lock:
                 self.state.calls.clear()
             return 200, {"ok": True}
+        if parts == ["rate-limits"]:
+            with self.state.lock:
+                if method == "PUT":
+                    self.state.rate_limits[doc["path"]] = RateLimit(
+                        limit=int(doc["limit"]) if doc.get("limit") is not None else None,
+                        window_s=float(doc.get("windowSeconds", 1)),
+                        next=int(doc.get("next", 0)),
+                        retry_after=int(doc.get("retryAfter", 1)),
+                    )
+                elif method == "DELETE":
+                    self.state.rate_limits.clear()
+                rules = {
+                    p: {"limit": r.limit, "windowSeconds": r.window_s, "next": r.next, "retryAfter": r.retry_after}
+                    for p, r in self.state.rate_limits.items()
+                }
+            return 200, {"rateLimits": rules}
         if parts == ["pnp"] and method == "PUT":
             with self.state.lock:
                 if "reachable" in doc:
@@ -569,6 +739,7 @@ class LineSandbox:
 
     def serve(self, host: str, port: int) -> ThreadingHTTPServer:
         sb = self
+        self._models_loaded.join()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -606,6 +777,8 @@ class LineSandbox:
                         status, payload = sb.token(body)
                     elif url.path.startswith("/_sandbox/"):
                         status, payload = sb.control(self.command, url.path, parse_qs(url.query), body, headers)
+                    elif url.path == "/v2/bot/message/progress/narrowcast" and self.command == "GET":
+                        status, payload = sb.narrowcast_progress(parse_qs(url.query).get("requestId", [""])[0])
                     else:
                         status, payload, extra = sb.api(self.command, url.path, headers, body)
                         extra.setdefault("x-line-request-id", str(uuid.uuid4()))
@@ -616,7 +789,11 @@ class LineSandbox:
                                     "method": self.command,
                                     "path": url.path,
                                     "status": status,
-                                    "headers": {k: v for k, v in headers.items() if k.startswith("x-line-")},
+                                    "headers": {
+                                        k: v
+                                        for k, v in headers.items()
+                                        if k.startswith("x-line-") or k in ("authorization", "content-type")
+                                    },
                                     "body": json.loads(body) if body else None,
                                 }
                             )

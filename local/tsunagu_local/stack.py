@@ -25,7 +25,7 @@ import boto3
 from tsunagu_local.gateway import Gateway
 from tsunagu_local.poller import SqsPoller
 from tsunagu_local.resources import REGION, Stack, create_resources
-from tsunagu_local.runtime import LocalFunction
+from tsunagu_local.runtime import LocalFunction, start_fork_server
 from tsunagu_local.sandbox import LineSandbox
 
 HOST = "127.0.0.1"
@@ -71,6 +71,7 @@ class LocalStack:
     retry_delay: int = 1
     pollers_enabled: bool = True
     operator_key: str = field(default_factory=lambda: os.environ.get("TSUNAGU_OPERATOR_KEY") or "")
+    concurrency: int = field(default_factory=lambda: int(os.environ.get("TSUNAGU_LOCAL_CONCURRENCY") or "8"))
 
     def __post_init__(self) -> None:
         self._moto: subprocess.Popen[bytes] | None = None
@@ -133,7 +134,13 @@ class LocalStack:
             }
         )
         self._apply_function_environment()
-        self.functions = {lid: LocalFunction(spec) for lid, spec in self.stack.functions.items()}
+        # One request per instance at a time, instances in worker processes (runtime.py); the cap
+        # per function is Lambda's concurrency for it (TSUNAGU_LOCAL_CONCURRENCY, default 8).
+        start_fork_server()
+        self.functions = {
+            lid: LocalFunction(spec, concurrency=self.concurrency, isolation="process")
+            for lid, spec in self.stack.functions.items()
+        }
         gw = Gateway(
             self.functions,
             control={"invoke": self.invoke_schedule, "queues": self.queue_depths, "drain": self.drain_control},
@@ -239,6 +246,8 @@ class LocalStack:
         for s in self._servers:
             s.shutdown()
             s.server_close()
+        for fn in self.functions.values():
+            fn.close()
         if self._moto:
             self._moto.terminate()
             try:
