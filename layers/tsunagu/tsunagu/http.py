@@ -70,10 +70,10 @@ def html_response(
     return respond(status, html, HTML, page_headers, cookies or [])
 
 
-def cookie(name: str, value: str, path: str, max_age: int, public_base_url: str) -> str:
-    """HttpOnly, SameSite=Lax, and Secure unless the site itself is plain http (the local stack)."""
+def cookie(name: str, value: str, path: str, max_age: int, public_base_url: str, same_site: str = "Lax") -> str:
+    """HttpOnly, SameSite (Lax unless told), and Secure unless the site itself is plain http (the local stack)."""
     secure = "" if public_base_url.startswith("http://") else "; Secure"
-    return f"{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
+    return f"{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}"
 
 
 @dataclass(frozen=True)

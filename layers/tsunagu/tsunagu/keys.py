@@ -350,3 +350,36 @@ def redemptions_index(account_id: str) -> str:
 def redemption_request(account_id: str, idempotency_key_hash: str) -> dict[str, str]:
     """The POS's idempotency key (hashed) -> the result it got; written with the redemption."""
     return {"PK": f"ACCOUNT#{account_id}#IDEM#{idempotency_key_hash}", "SK": "REDEMPTION"}
+
+
+# ---------------------------------------------------------------- operator console
+def staff(account_id: str, staff_id: str) -> dict[str, str]:
+    """A staff member of the console (``staff_id``: a hash of the e-mail address)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"STAFF#{staff_id}"}
+
+
+STAFF_SK_PREFIX = "STAFF#"
+
+
+def staff_invite(account_id: str, token_hash: str) -> dict[str, str]:
+    """An invitation to set a password (the token only as its hash; TTL)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"STAFFINVITE#{token_hash}"}
+
+
+def console_session(account_id: str, token_hash: str) -> dict[str, str]:
+    """A console session (the cookie's token only as its hash; TTL at the absolute timeout)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"CSESSION#{token_hash}"}
+
+
+def console_login_attempts(account_id: str, staff_id: str, window: int) -> dict[str, str]:
+    """Failed logins for one e-mail address in one 15-minute window (TTL)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"CLOGIN#{staff_id}#{window}"}
+
+
+def staff_audit(account_id: str, at_ms: int, entry_id: str) -> dict[str, str]:
+    """One staff action in the console (who did what, when), newest last."""
+    return {"PK": staff_audit_partition(account_id), "SK": f"{at_ms:013d}#{entry_id}"}
+
+
+def staff_audit_partition(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}#STAFFAUDIT"

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from tsunagu.accounts.store import DynamoAccountStore
     from tsunagu.billing.service import BillingService
     from tsunagu.billing.usage_store import DynamoUsageLedger
+    from tsunagu.console.service import StaffService
+    from tsunagu.console.web import ConsoleHttp
     from tsunagu.coupons.line_coupons import LineCouponApi
     from tsunagu.coupons.service import CouponCatalog, CouponGrants, CouponPage, Redemptions
     from tsunagu.coupons.store import DynamoCouponStore
@@ -389,6 +391,21 @@ def billing_service() -> BillingService:
         line_client(),
         member_register(),
     )
+
+
+@lru_cache(maxsize=1)
+def staff_service() -> StaffService:
+    from tsunagu.console.service import StaffService
+    from tsunagu.console.store import DynamoStaffStore
+
+    return StaffService(DynamoStaffStore(get_settings().required("table_name")))
+
+
+@lru_cache(maxsize=1)
+def console_http() -> ConsoleHttp:
+    from tsunagu.console.web import ConsoleHttp
+
+    return ConsoleHttp(staff_service(), account_service(), get_settings().public_base_url)
 
 
 def ready(*factories: Callable[[], object]) -> None:

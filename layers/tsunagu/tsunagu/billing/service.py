@@ -350,6 +350,25 @@ class BillingService:
         )
         return out
 
+    def month_to_date(self, account_id: str) -> dict[str, Any]:
+        """This month's billable messages by day (the daily rollups, cumulative) and the month-end
+        forecast at the pace so far (billable so far / days elapsed x days in the month)."""
+        day = self.today()
+        first = day.replace(day=1)
+        next_month = (first + timedelta(days=32)).replace(day=1)
+        days_in_month = (next_month - first).days
+        rows = self.store.usage_days(account_id, first.isoformat(), day.isoformat())
+        series = [{"day": str(r["day"]), "billable_messages": int(r["billable_messages"])} for r in rows]
+        so_far = billable_total(self.ledger.month_totals(account_id, day.strftime("%Y-%m")))
+        projected = so_far * days_in_month // day.day
+        return {
+            "month": day.strftime("%Y-%m"),
+            "days": series,
+            "billable_so_far": so_far,
+            "projected_month_end": projected,
+            "forecast": self.forecast(account_id, max(0, projected - so_far), day),
+        }
+
     def forecast(self, account_id: str, n: int, day: date | None) -> dict[str, Any]:
         """The cost and quota effect of ``n`` more billable messages on ``day`` (plan in force then)."""
         when = day or self.today()

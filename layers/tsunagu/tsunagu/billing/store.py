@@ -247,6 +247,17 @@ class DynamoBillingStore(Repository):
     def usage_day(self, account_id: str, day: str) -> dict[str, Any] | None:
         return self._get(keys.usage_day(account_id, day))
 
+    def usage_days(self, account_id: str, first: str, last: str) -> list[dict[str, Any]]:
+        """The daily rollups from ``first`` to ``last`` (JST dates), in one query."""
+        lo, hi = keys.usage_day(account_id, first)["SK"], keys.usage_day(account_id, last)["SK"]
+        return self._query_pages(
+            {
+                "TableName": self.table,
+                "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lo AND :hi",
+                "ExpressionAttributeValues": to_item({":pk": keys.account_partition(account_id), ":lo": lo, ":hi": hi}),
+            }
+        )
+
     def put_invoice(self, account_id: str, month: str, doc: dict[str, Any]) -> bool:
         """Write a month's invoice once; False when it exists (a re-run changes nothing)."""
         item = {**keys.invoice(account_id, month), "entity": "invoice", "month": month, **doc}

@@ -24,8 +24,14 @@ class MemberService:
     friends: FriendDirectory
 
     def import_rows(
-        self, account_id: str, rows: list[dict[str, Any]], row_numbers: list[int] | None = None
+        self,
+        account_id: str,
+        rows: list[dict[str, Any]],
+        row_numbers: list[int] | None = None,
+        all_or_nothing: bool = False,
     ) -> dict[str, Any]:
+        """Per-row errors; the valid rows are written, or with ``all_or_nothing`` none at all
+        when any row is refused (the console's import: fix the file, import it again)."""
         if not 1 <= len(rows) <= MAX_ROWS_PER_REQUEST:
             raise ValidationFailed(
                 f"send 1 to {MAX_ROWS_PER_REQUEST} members per request (split larger files)", code="batch_size"
@@ -37,6 +43,8 @@ class MemberService:
                 code="batch_size",
             )
         parsed = parse_rows(rows, self.factor_keys.key(account_id), row_numbers)
+        if all_or_nothing and parsed.errors:
+            return {"imported": 0, "rejected": len(parsed.errors), "errors": [asdict(e) for e in parsed.errors]}
         if parsed.records:
             self.register.put(account_id, parsed.records)
         return {
@@ -45,9 +53,9 @@ class MemberService:
             "errors": [asdict(e) for e in parsed.errors],
         }
 
-    def import_csv(self, account_id: str, data: bytes) -> dict[str, Any]:
+    def import_csv(self, account_id: str, data: bytes, all_or_nothing: bool = False) -> dict[str, Any]:
         rows, numbers = csv_to_rows(decode_csv(data))
-        return self.import_rows(account_id, rows, numbers)
+        return self.import_rows(account_id, rows, numbers, all_or_nothing)
 
     def get(self, account_id: str, member_number: str) -> dict[str, Any]:
         rec = self.register.get(account_id, member_number)
@@ -86,12 +94,12 @@ class MemberService:
         return {"members": numbers, "next": nxt}
 
     def staff_unlink(
-        self, account_id: str, member_number: str, kind: str, line_id: str | None, reason: str
+        self, account_id: str, member_number: str, kind: str, line_id: str | None, reason: str, actor: str = "staff"
     ) -> dict[str, Any]:
         if kind == "user" and not line_id:
             raise ValidationFailed("a user link needs line_id", code="line_id_required")
         target = target_of(kind, member_number, line_id)
-        user = self.links.unlink(account_id, target, "staff", reason)
+        user = self.links.unlink(account_id, target, actor, reason)
         if user is None:
             raise NotFound("no such link", code="link_not_found")
         return {"target": target, "unlinked_user_id": user}

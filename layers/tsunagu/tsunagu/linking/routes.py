@@ -38,12 +38,14 @@ def import_members(account_id: AccountId, batch: Annotated[MemberBatch, Body()])
 
 @router.post("/accounts/<account_id>/members/import")  # type: ignore[untyped-decorator]
 def import_members_csv(account_id: AccountId) -> dict[str, Any]:
-    """Import members from CSV (UTF-8 or Shift_JIS; one row per contract line)."""
+    """Import members from CSV (UTF-8 or Shift_JIS; one row per contract line). Query
+    ``all_or_nothing=true``: when any row is refused, none is written (the console's import)."""
     authenticated(router, account_id)
     ev = router.current_event
     raw = ev.get("body") or ""
     data = base64.b64decode(raw) if ev.is_base64_encoded else raw.encode()
-    return wiring.member_service().import_csv(account_id, data)
+    strict = (ev.query_string_parameters or {}).get("all_or_nothing") == "true"
+    return wiring.member_service().import_csv(account_id, data, strict)
 
 
 @router.get("/accounts/<account_id>/members")  # type: ignore[untyped-decorator]

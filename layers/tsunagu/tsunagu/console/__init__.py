@@ -1,0 +1,1 @@
+"""The operator console: staff users, sessions and the Japanese web pages for the business's staff."""
