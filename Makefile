@@ -29,7 +29,7 @@ run: $(VENV)/.installed
 demo: run
 
 serve: $(VENV)/.installed
-	$(PY) -m tsunagu_local serve
+	$(PY) -m tsunagu_local serve --console-demo
 
 test: lint typecheck template openapi-check pytest
 

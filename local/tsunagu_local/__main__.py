@@ -19,6 +19,7 @@ def main() -> None:
     s = sub.add_parser("serve", help="serve the local stack in the foreground")
     s.add_argument("--log-level", default="INFO")
     s.add_argument("--no-pollers", action="store_true", help="don't consume the queues (benchmarks of the intake)")
+    s.add_argument("--console-demo", action="store_true", help="create a demo account and print a console login")
     i = sub.add_parser("invoke", help="trigger a schedule-driven function of a running stack by name")
     i.add_argument("name")
     sd = sub.add_parser("seed", help="fill an account of a running local stack with friends, chats and members")
@@ -47,6 +48,18 @@ def main() -> None:
             "State is in memory only: it is gone when this process stops.",
             flush=True,
         )
+        if args.console_demo:
+            from tsunagu_local.console_demo import demo_staff
+
+            r = request(
+                "POST",
+                f"{stack.api_url}/accounts",
+                {"name": "生協テスト店", "plan": "light"},
+                headers={"Authorization": f"Bearer {stack.operator_key}"},
+            )
+            auth = {"Authorization": f"Bearer {r.json['api_key']}"}
+            url, email, password = demo_staff(stack.api_url, r.json["account_id"], auth)
+            print(f"  console       {url}\n  staff login   {email} / {password}", flush=True)
         done = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: done.set())
         try:

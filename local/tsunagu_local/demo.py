@@ -11,6 +11,7 @@ from typing import Any
 
 from tsunagu.notifications.phone import line_hash
 from tsunagu_local.client import request
+from tsunagu_local.console_demo import demo_staff
 from tsunagu_local.linkflow import error_code, open_link_page, submit_link_form
 from tsunagu_local.stack import LocalStack
 
@@ -147,7 +148,20 @@ def run(stack: LocalStack) -> None:
     notify_batch(stack, aid, auth)
     coupons(stack, aid, auth)
     billing(stack, aid, auth)
+    console(stack, aid, auth)
     print("\nDone. `make serve` keeps the stack running for your own requests.")
+
+
+def console(stack: LocalStack, aid: str, auth: dict[str, str]) -> None:
+    step(27, "The operator console: an admin is invited with the API key and sets a password")
+    url, email, password = demo_staff(stack.api_url, aid, auth)
+    login = request("GET", url)
+    show(
+        "GET /console/{id}/login", f"{login.status} {login.headers['content-type']} (Japanese, CSP: script-src 'self')"
+    )
+    show("console", url)
+    show("demo staff login", f"{email} / {password}")
+    print("  (this stack stops with the walk-through; `make serve` prints a console login that stays up)")
 
 
 def notify_batch(stack: LocalStack, aid: str, auth: dict[str, str]) -> None:

@@ -104,7 +104,10 @@ class ConsoleHttp:
         self, http_status: int, template: str, data: dict[str, Any], cookies: list[str] | None = None
     ) -> dict[str, Any]:
         html = self.env.get_template(template).render(**{"error": None, "notice": None, **data})
-        return html_response(http_status, html, CSP, {"x-content-type-options": "nosniff"}, cookies)
+        # same-origin, not no-referrer: with no-referrer browsers send ``Origin: null`` on form
+        # posts, and the same-origin check needs the real one (ids never leave the site).
+        headers = {"x-content-type-options": "nosniff", "referrer-policy": "same-origin"}
+        return html_response(http_status, html, CSP, headers, cookies)
 
     def _redirect(self, to: str, cookies: list[str] | None = None) -> dict[str, Any]:
         return respond(303, "", "text/plain; charset=utf-8", {"location": to}, cookies or [])
