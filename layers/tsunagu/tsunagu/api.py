@@ -11,17 +11,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from tsunagu import wiring
 from tsunagu.errors import DomainError
-from tsunagu.http import error_body
+from tsunagu.http import APPLICATION_JSON, TEXT_CSV, Request, error_body, refuse_malformed
+from tsunagu.http import error_response as http_error_response
 from tsunagu.observability import instrumented, logger
-from tsunagu.text import json_has_lone_surrogate
 
 if TYPE_CHECKING:
     from tsunagu.accounts.domain import Account
+
+# What the API functions take as a body: JSON everywhere, CSV where a route imports a file.
+API_ACCEPTS = (APPLICATION_JSON, TEXT_CSV)
 
 AccountId = Annotated[str, Path(max_length=64)]
 UserId = Annotated[str, Path(pattern=r"^U[0-9a-f]{32}$")]
@@ -63,33 +69,15 @@ def _validation_details(errors: Any) -> list[dict[str, Any]]:
     return [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in errors]
 
 
-def _not_json(app: APIGatewayHttpResolver) -> bool:
-    """True when a body was sent with a content-type that is not JSON (a missing
-    content-type is read as JSON, as curl users expect)."""
-    event = app.current_event
-    ctype = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
-    return bool(event.body) and bool(ctype) and not ctype.endswith("json")
-
-
-def _refuse_unstorable_text(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
-    """Before any route runs: a body with a lone surrogate is refused (nothing written)."""
-    if _not_json(app):  # a CSV upload (UTF-8 or Shift_JIS) is its route's to decode
-        return next_middleware(app)
-    try:
-        body = app.current_event.decoded_body
-    except UnicodeDecodeError:  # not UTF-8, so not JSON: the route's validation answers it
-        return next_middleware(app)
-    if isinstance(body, str) and json_has_lone_surrogate(body):
-        return error_response(
-            422, "invalid_text", "the body holds a lone UTF-16 surrogate (\\ud800-\\udfff); send valid Unicode text"
-        )
-    return next_middleware(app)
+def _unsupported(accepted: tuple[str, ...] = API_ACCEPTS) -> Response[str]:
+    return error_response(
+        415, "unsupported_media_type", f"send the body as {' or '.join(accepted)}", [{"accepted": list(accepted)}]
+    )
 
 
 def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
     """A resolver for one API function: its capability's routers, one error mapping for all."""
     app = APIGatewayHttpResolver(enable_validation=True)
-    app.use(middlewares=[_refuse_unstorable_text])
     for r in routers:
         app.include_router(r)
 
@@ -99,13 +87,15 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid(e: RequestValidationError) -> Response[str]:
-        if _not_json(app):
-            return error_response(415, "unsupported_media_type", "send the body as application/json")
         errors = e.errors()
         body_unparseable = any(err.get("type") == "json_invalid" for err in errors)
         if body_unparseable:
             return error_response(400, "invalid_json", "request body is not valid JSON")
         return error_response(422, "validation_failed", "request failed validation", _validation_details(errors))
+
+    @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
+    def _wrong_type(_: RequestUnsupportedContentType) -> Response[str]:
+        return _unsupported((APPLICATION_JSON,))  # a CSV sent to a JSON route
 
     @app.not_found
     def _not_found(_: NotFoundError) -> Response[str]:
@@ -136,6 +126,12 @@ def api_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], 
 
     @instrumented()
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        req = Request.of(event)
+        refused = refuse_malformed(req, API_ACCEPTS)  # before any route: nothing written
+        if refused is not None:
+            return http_error_response(refused)
+        if req.body and "content-type" in req.headers:  # media types are case-insensitive; Powertools' check is not
+            event = {**event, "headers": {**req.headers, "content-type": req.media_type[0]}}
         return dict(app.resolve(event, context))
 
     return lambda_handler
