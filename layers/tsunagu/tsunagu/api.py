@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -15,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from tsunagu import wiring
 from tsunagu.errors import DomainError
@@ -31,6 +32,13 @@ API_ACCEPTS = (APPLICATION_JSON, TEXT_CSV)
 
 AccountId = Annotated[str, Path(max_length=64)]
 UserId = Annotated[str, Path(pattern=r"^U[0-9a-f]{32}$")]
+# Query parameters that do not parse are 422 (never ignored), and the document says their types.
+After = Annotated[str | None, Query(max_length=512, description="the `next` of the previous page")]
+JstDay = Annotated[date | None, Query(description="a JST calendar day, YYYY-MM-DD")]
+
+
+def iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response[str]:
@@ -194,6 +202,46 @@ def openapi_document(app: APIGatewayHttpResolver, title: str = "tsunagu", versio
     doc: dict[str, Any] = app.get_openapi_schema(title=title, version=version).model_dump(
         mode="json", by_alias=True, exclude_none=True
     )
-    doc.setdefault("paths", {}).update(EXTRA_OPENAPI["paths"])
-    doc.setdefault("components", {}).setdefault("schemas", {}).update(EXTRA_OPENAPI["schemas"])
+    for path, item in doc.setdefault("paths", {}).items():
+        for method, op in item.items():
+            _document_shared_errors(path, method, op)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):  # every 422 is the shared Error body
+        schemas.pop(unused, None)
+    doc["paths"].update(EXTRA_OPENAPI["paths"])
+    schemas.update(EXTRA_OPENAPI["schemas"])
     return doc
+
+
+# The answers every route shares, by what the route has: a body, a key to check, path parameters.
+# A route's own refusals (409, 403, 502 …) are declared on its decorator with ``errors(…)``.
+def _document_shared_errors(path: str, method: str, op: dict[str, Any]) -> None:
+    responses: dict[str, Any] = op.setdefault("responses", {})
+    found: dict[str, str] = {}
+    if "requestBody" in op:
+        found["400"] = "not JSON, not UTF-8, or nested too deeply (invalid_json, invalid_encoding)"
+        found["415"] = "a body in a media type this route does not take (unsupported_media_type)"
+    if "requestBody" in op or op.get("parameters"):
+        found["422"] = "failed validation (validation_failed, number_too_large, invalid_text, or the route's own code)"
+    if path.startswith("/accounts"):
+        found["401"] = "missing or wrong API key (unauthorized)"
+    if path.startswith("/accounts/{"):
+        found["404"] = "the account is not the key's, or the named item does not exist (account_not_found, …)"
+    if "HTTPValidationError" in json.dumps(responses.get("422", {})) and "422" not in found:
+        del responses["422"]  # nothing to validate on this route
+    for status, description in found.items():
+        if status not in responses or "HTTPValidationError" in json.dumps(responses[status]):
+            responses[status] = _error_schema(description)
+
+
+def errors(**by_status: str) -> dict[int, Any]:
+    """A route's own refusals for its decorator: ``errors(s409="over quota (quota_exceeded)")``."""
+    return {int(k.lstrip("s")): _error_schema(v) for k, v in by_status.items()}
+
+
+def csv_or_json(description: str, schema: dict[str, Any] | None = None) -> dict[int, Any]:
+    """A 200 that is JSON by default and a CSV file with ``format=csv`` (or CSV only, ``schema=None``)."""
+    content: dict[str, Any] = {"text/csv": {"schema": {"type": "string"}}}
+    if schema is not None:
+        content["application/json"] = {"schema": schema}
+    return {200: {"description": description, "content": content}}
