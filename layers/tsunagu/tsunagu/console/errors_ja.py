@@ -41,6 +41,9 @@ MESSAGES: dict[str, str] = {
     "weak_password": "パスワードが条件を満たしていません。",
     "invite_invalid": "招待リンクが無効か、有効期限が切れています。",
     "scope_required": "この操作を行う権限がありません。",
+    "unsupported_media_type": "この形式の送信は受け付けていません(フォームまたはCSVで送信してください)。",
+    "invalid_encoding": "送信内容がUTF-8の文字ではありません。",
+    "invalid_json": "送信内容を読み取れませんでした。",
 }
 
 

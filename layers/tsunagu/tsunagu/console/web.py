@@ -23,7 +23,7 @@ from tsunagu.console import domain as d
 from tsunagu.console.errors_ja import japanese
 from tsunagu.console.registry import Ctx, Download, Html, Json, Redirect, Result, pages
 from tsunagu.errors import DomainError
-from tsunagu.http import Request, cookie, html_response, json_response, respond
+from tsunagu.http import FORM, TEXT_CSV, Request, cookie, html_response, json_response, refuse_malformed, respond
 from tsunagu.observability import logger
 
 if TYPE_CHECKING:
@@ -124,6 +124,13 @@ class ConsoleHttp:
             return self._refusal(404, "ページが見つかりません", "このアドレスのページはありません。", "not_found")
         account_id, rest = parts[0], parts[1:]
         head = rest[0] if rest else ""
+        # The repo's one gate for malformed requests, before any session or page runs (so a
+        # refused request writes nothing): forms and the member CSV, nothing else.
+        refused = refuse_malformed(req, (FORM, TEXT_CSV))
+        if refused is not None:
+            if self._wants_json(req):
+                return json_response(refused.status, {"error": {"code": refused.code, "message": japanese(refused)}})
+            return self._refusal(refused.status, "送信内容を受け付けられません", japanese(refused), refused.code)
         try:
             if head == "login":
                 return self._login(req, account_id)

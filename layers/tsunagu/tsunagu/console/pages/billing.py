@@ -7,6 +7,7 @@ import re
 
 from tsunagu import wiring
 from tsunagu.billing.service import invoice_csv
+from tsunagu.console.forms import as_int
 from tsunagu.console.registry import Action, Ctx, Download, Html, Page, Redirect, Result
 from tsunagu.errors import DomainError, ValidationFailed
 
@@ -49,13 +50,10 @@ def view(ctx: Ctx) -> Result:
 
 
 def _whole(value: str | None, limit: int) -> int | None:
-    if value in (None, ""):
+    n = as_int(value)
+    if n is None:
         return None
-    try:
-        n = int(value.replace(",", ""))
-    except ValueError:
-        raise ValidationFailed("金額・通数は0以上の整数で入力してください", code="validation_failed") from None
-    if not 0 <= n <= limit:
+    if not isinstance(n, int) or not 0 <= n <= limit:
         raise ValidationFailed("金額・通数は0以上の整数で入力してください", code="validation_failed")
     return n
 

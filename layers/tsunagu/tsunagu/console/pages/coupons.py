@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tsunagu import wiring
+from tsunagu.console.forms import as_int
 from tsunagu.console.registry import Action, Ctx, Download, Html, Page, Redirect, Result
 from tsunagu.errors import ValidationFailed
 
@@ -42,9 +43,9 @@ def create(ctx: Ctx) -> Result:
     doc: dict[str, Any] = {
         "title": f.get("title", ""),
         "kind": f.get("kind", ""),
-        "amount": f.get("amount") or None,
+        "amount": as_int(f.get("amount")),
         "valid_days": {"first": f.get("first", ""), "last": f.get("last", "")},
-        "per_person_limit": f.get("per_person_limit") or 1,
+        "per_person_limit": as_int(f.get("per_person_limit")) or 1,
         "members_only": f.get("members_only") == "on",
         "grant_on_follow": f.get("grant_on_follow") == "on",
     }

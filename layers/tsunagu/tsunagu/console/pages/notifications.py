@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from tsunagu import wiring
+from tsunagu.console.forms import as_int
 from tsunagu.console.registry import Action, Ctx, Download, Html, Page, Redirect, Result
 from tsunagu.errors import NotFound, ValidationFailed
 
@@ -43,10 +44,9 @@ def view(ctx: Ctx) -> Result:
 
 def approve(ctx: Ctx) -> Result:
     tid = ctx.form.get("template_id", "")
-    try:
-        version = int(ctx.form.get("version", ""))
-    except ValueError:
-        raise ValidationFailed("version", code="validation_failed") from None
+    version = as_int(ctx.form.get("version"))
+    if not isinstance(version, int):
+        raise ValidationFailed("version", code="validation_failed")
     if not TEMPLATE_ID.match(tid):
         raise NotFound("no such template", code="template_not_found")
     note = (ctx.form.get("note") or "").strip()[:500] or None
