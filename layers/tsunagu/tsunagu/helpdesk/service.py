@@ -7,6 +7,7 @@ the version read: a step that lost a race is retried by the caller's SQS redeliv
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,10 @@ class HelpDesk:
     chat_plus: Callable[[str], bool] | None = None  # is Chat Plus active for the account today
     clock: Callable[[], datetime] = utcnow
 
+    def _seal_key(self, account_id: str) -> bytes:
+        # Its own key, derived from the account's key ring: never the factor-hashing key itself.
+        return hmac.new(self.keyring.key(account_id), b"tsunagu/helpdesk/reply-token", hashlib.sha256).digest()
+
     def hours(self, account_id: str) -> h.Hours:
         return h.hours_from(self.store.settings(account_id))
 
@@ -66,7 +71,7 @@ class HelpDesk:
         if current.state in h.SILENT:
             # An operator has this chat: no bot reply; keep the reply token (sealed) for them.
             token = event.get("replyToken")
-            sealed = seal(self.keyring.key(account_id), str(token)) if token else None
+            sealed = seal(self._seal_key(account_id), str(token)) if token else None
             self._save(account_id, conv, h.member_spoke(current, now), sealed)
             return "with_operator"
         if timeout:
@@ -144,7 +149,7 @@ class HelpDesk:
         via = "push"
         reply_token = None
         if sealed and h.ms(now) - sealed[1] <= REPLY_TOKEN_USABLE_MS:
-            reply_token = unseal(self.keyring.key(account_id), sealed[0])
+            reply_token = unseal(self._seal_key(account_id), sealed[0])
         if reply_token:
             self.store.clear_reply_token(account_id, user_id)  # single use
             try:
