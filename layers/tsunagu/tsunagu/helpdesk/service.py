@@ -71,7 +71,7 @@ class HelpDesk:
         if current.state in h.SILENT:
             # An operator has this chat: no bot reply; keep the reply token (sealed) for them.
             token = event.get("replyToken")
-            sealed = seal(self._seal_key(account_id), str(token)) if token else None
+            sealed = (seal(self._seal_key(account_id), str(token)), h.ms(now)) if token else None
             self._save(account_id, conv, h.member_spoke(current, now), sealed)
             return "with_operator"
         if timeout:
@@ -115,7 +115,9 @@ class HelpDesk:
             self.store.count(account_id, h.day_of(now), {"escalated": 1, f"escalated_{after.state}": 1})
         return f"escalated_{after.state}"
 
-    def _save(self, account_id: str, before: h.Conversation, after: h.Conversation, sealed: str | None = None) -> None:
+    def _save(
+        self, account_id: str, before: h.Conversation, after: h.Conversation, sealed: tuple[str, int] | None = None
+    ) -> None:
         if not self.store.save(account_id, before, after, sealed):
             # Another worker moved this conversation between our read and write: fail the
             # record so SQS redelivers it and it is decided on the new state.

@@ -4,7 +4,6 @@ operator queue on GSI1 (present only while a conversation waits), and the day's 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -81,15 +80,17 @@ class DynamoHelpdeskStore(Repository):
         sealed = d.get("reply_token_sealed")
         return _conversation(d), (str(sealed), int(d.get("reply_token_at_ms", 0))) if sealed else None
 
-    def save(self, account_id: str, before: Conversation, after: Conversation, sealed_reply: str | None = None) -> bool:
+    def save(
+        self, account_id: str, before: Conversation, after: Conversation, sealed_reply: tuple[str, int] | None = None
+    ) -> bool:
         """Write ``after`` if the item is still at ``before.version``; False if it moved on."""
         item: dict[str, Any] = {
             **keys.conversation(account_id, after.user_id),
             "entity": "conversation",
             **after.view(),
             "version": after.version,
-            "reply_token_sealed": sealed_reply,
-            "reply_token_at_ms": int(time.time() * 1000) if sealed_reply else None,
+            "reply_token_sealed": sealed_reply[0] if sealed_reply else None,
+            "reply_token_at_ms": sealed_reply[1] if sealed_reply else None,
         }
         if after.state in (WAITING, QUEUED):
             item.update(keys.operator_queue_entry(account_id, after.queued_at_ms, after.user_id))
