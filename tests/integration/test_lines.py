@@ -286,3 +286,41 @@ def test_32_concurrent_gifts_from_one_line_with_1000_mb_conserve_data(moto_serve
     assert sorted(h["gift_id"] for h in history) == sorted(applied_ids)
     assert os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1")
     assert keys.data_gift(ACCOUNT, "x")["SK"] == "GIFT"
+
+
+# ---------------------------------------------------------------- through the API handler
+def test_lines_api_bad_input_has_stable_codes_and_writes_nothing(api) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.conftest import OPERATOR_KEY
+
+    status, acct = api.call(
+        "POST", "/accounts", {"name": "モバイル", "plan": "light"}, {"authorization": f"Bearer {OPERATOR_KEY}"}
+    )
+    assert status == 201
+    aid, auth = acct["account_id"], {"authorization": f"Bearer {acct['api_key']}"}
+    csv_headers = {**auth, "content-type": "text/csv"}
+    good = b"line_id,member_number,allowance_mb,remaining_mb\nA1,100001,3000,1000\nA2,100001,3000,0\n"
+    assert api.call("POST", f"/accounts/{aid}/lines/import", headers=csv_headers, raw=good)[1] == {"loaded": 2}
+    half_bad = b"line_id,member_number,allowance_mb\nB1,100001,3000\nB2,100001,lots\n"
+    status, body = api.call("POST", f"/accounts/{aid}/lines/import", headers=csv_headers, raw=half_bad)
+    assert status == 422 and body["error"]["code"] == "invalid_lines" and body["error"]["details"][0]["row"] == 2
+    assert api.call("GET", f"/accounts/{aid}/lines/B1", headers=auth)[0] == 404  # nothing half-written
+    for gift, code in [
+        ({"gift_id": "g1", "from_line": "A1", "to_line": "A2", "mb": 600}, "gift_size"),
+        ({"gift_id": "g2", "from_line": "A1", "to_line": "A1", "mb": 500}, "gift_to_self"),
+        ({"gift_id": "g3", "from_line": "A2", "to_line": "A1", "mb": 500}, "gift_insufficient_data"),
+        ({"gift_id": "g4", "from_line": "A1", "to_line": "ZZ9", "mb": 500}, "gift_unknown_line"),
+    ]:
+        status, body = api.call("POST", f"/accounts/{aid}/gifts", gift, auth)
+        assert (status, body["error"]["code"]) == (422, code), body
+    status, body = api.call(
+        "POST", f"/accounts/{aid}/gifts", {"gift_id": "ok1", "from_line": "A1", "to_line": "A2", "mb": 500}, auth
+    )
+    assert status == 200 and body["status"] == "applied"
+    status, body = api.call(
+        "POST", f"/accounts/{aid}/gifts", {"gift_id": "ok1", "from_line": "A1", "to_line": "A2", "mb": 1000}, auth
+    )
+    assert (status, body["error"]["code"]) == (409, "gift_id_reused")
+    status, line = api.call("GET", f"/accounts/{aid}/lines/A2", headers=auth)
+    assert (line["remaining_mb"], line["speed"], line["history"][0]["gift_id"]) == (500, "normal", "ok1")
+    status, body = api.call("PUT", f"/accounts/{aid}/lines/A1/usage", {"month": "2026-13", "used_mb": 1}, auth)
+    assert status == 422 and body["error"]["code"] == "validation_failed"
