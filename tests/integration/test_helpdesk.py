@@ -264,3 +264,9 @@ def test_faq_csv_api_loads_and_bad_csv_changes_nothing(api, account, monkeypatch
     assert status == 400 and body["error"]["code"] == "invalid_helpdesk_settings"
     status, body = api.call("GET", f"/accounts/{aid}/helpdesk/queue", headers={"authorization": "Bearer nope"})
     assert status == 401
+
+
+def test_helpdesk_settings_round_trip_through_the_store(desk: Desk) -> None:
+    saved = desk.svc.put_settings(ACCOUNT, {"open": "09:30", "threshold": 0.4, "calendar": "weekends"})
+    assert saved["threshold"] == 0.4 and desk.svc.settings(ACCOUNT)["open"] == "09:30"
+    assert desk.svc.hours(ACCOUNT).threshold == 0.4

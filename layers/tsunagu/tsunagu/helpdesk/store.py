@@ -4,6 +4,7 @@ operator queue on GSI1 (present only while a conversation waits), and the day's 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -66,9 +67,11 @@ class DynamoHelpdeskStore(Repository):
         return {k: v for k, v in d.items() if k not in ("PK", "SK", "entity")} if d else None
 
     def put_settings(self, account_id: str, settings: dict[str, Any]) -> None:
+        # DynamoDB numbers are decimals: a float (the confidence threshold) goes in by its text.
+        plain = {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in settings.items()}
         self.db.put_item(
             TableName=self.table,
-            Item=to_item({**keys.helpdesk_settings(account_id), "entity": "helpdesk_settings", **settings}),
+            Item=to_item({**keys.helpdesk_settings(account_id), "entity": "helpdesk_settings", **plain}),
         )
 
     # -- conversations -------------------------------------------------------------------
