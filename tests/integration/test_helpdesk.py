@@ -99,9 +99,7 @@ def desk(stack) -> Desk:  # type: ignore[no-untyped-def]
     table = stack.tables["Table"]
     store = DynamoHelpdeskStore(table)
     line, clock, ledger, chat_plus = FakeLine(), Clock(jst(2026, 12, 3, 11, 0)), DynamoUsageLedger(table), {"on": False}
-    svc = HelpDesk(
-        store, FaqAnswerer(store, cache_seconds=0), Tokens(), line, Keys(), ledger, lambda a: chat_plus["on"], clock
-    )
+    svc = HelpDesk(store, FaqAnswerer(store), Tokens(), line, Keys(), ledger, lambda a: chat_plus["on"], clock)
     svc.load_faq_csv(ACCOUNT, (DATA / "coop_faq.csv").read_bytes())
     return Desk(svc, line, clock, ledger, chat_plus)
 
@@ -222,9 +220,20 @@ def test_operator_cannot_answer_a_conversation_with_the_bot(desk: Desk) -> None:
     assert e.value.code == "not_escalated"
 
 
-def test_no_faq_means_no_help_desk(desk: Desk) -> None:
-    desk.svc.store.put_faq(ACCOUNT, [], replace_all=True)
-    assert desk.say("クーポンは何回使えますか") is None  # the auto-responses answer instead
+def test_no_faq_means_no_help_desk(stack) -> None:  # type: ignore[no-untyped-def]
+    store = DynamoHelpdeskStore(stack.tables["Table"])
+    svc = HelpDesk(store, FaqAnswerer(store), Tokens(), FakeLine(), Keys())
+    event = {"type": "message", "source": {"type": "user", "userId": USER}, "message": {"type": "text", "text": "q"}}
+    assert svc.handle("acct_nofaq", event) is None  # the auto-responses answer instead
+
+
+def test_a_warm_answerer_sees_a_new_faq_at_once(desk: Desk) -> None:
+    assert desk.say("クーポンは何回使えますか") == "ai_answered"
+    desk.svc.load_faq(
+        ACCOUNT, [{"faq_id": "Q2-4", "question": "クーポンは何回使えますか", "answer": "何回でも使えます。"}]
+    )
+    assert desk.say("クーポンは何回使えますか") == "ai_answered"
+    assert desk.last_reply().startswith("何回でも")
 
 
 # ---------------------------------------------------------------- through the API handler

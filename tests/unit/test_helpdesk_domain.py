@@ -212,6 +212,9 @@ class Faqs:
     def faq(self, account_id: str) -> list[FaqEntry]:
         return faq()
 
+    def faq_revision(self, account_id: str) -> int:
+        return 1
+
 
 def bedrock_client():  # type: ignore[no-untyped-def]
     return botocore.session.get_session().create_client(
@@ -282,3 +285,9 @@ def stubbed_any():  # type: ignore[no-untyped-def]
 
 def test_open_and_close_defaults_match_r_help_1() -> None:
     assert (HOURS.open, HOURS.close) == (time(10, 0), time(19, 0))
+
+
+def test_every_day_calendar_staffs_weekends_and_unknown_calendars_are_refused() -> None:
+    assert h.hours_from({"calendar": "every_day"}).is_open(jst(2026, 12, 5, 12, 0))  # Saturday
+    with pytest.raises(ValueError):
+        h.hours_from({"calendar": "lunar"}).is_open(jst(2026, 12, 5, 12, 0))

@@ -393,6 +393,11 @@ def faq_entry(account_id: str, faq_id: str) -> dict[str, str]:
     return {"PK": faq_partition(account_id), "SK": f"FAQ#{faq_id}"}
 
 
+def faq_revision(account_id: str) -> dict[str, str]:
+    """A counter (ADD) bumped on every FAQ load: warm answerers rebuild their index when it moves."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": "FAQREV"}
+
+
 def faq_partition(account_id: str) -> str:
     return f"ACCOUNT#{account_id}#FAQ"
 

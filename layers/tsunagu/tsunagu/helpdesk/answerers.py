@@ -1,7 +1,8 @@
 """The two answerer adapters (R-HELP-1).
 
 - ``FaqAnswerer`` (the embedded default): BM25 over character n-grams of the account's FAQ
-  (``retrieval``), the index cached per warm container for a minute.
+  (``retrieval``), the index kept per warm container and rebuilt when the FAQ's revision (one
+  consistent GetItem per question) has moved.
 - ``BedrockAnswerer``: retrieval-augmented generation on Amazon Bedrock's Converse API over the
   same FAQ - the best few entries go into the prompt and the model answers from them only, or
   says it cannot (then the chat is escalated). The model id is a deployment parameter."""
@@ -9,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,15 +20,15 @@ from tsunagu.helpdesk.retrieval import FaqIndex
 @dataclass
 class FaqAnswerer:
     faqs: FaqSource
-    cache_seconds: float = 60.0
-    _cache: dict[str, tuple[float, FaqIndex]] = field(default_factory=dict)
+    _cache: dict[str, tuple[int, FaqIndex]] = field(default_factory=dict)
 
     def index(self, account_id: str) -> FaqIndex:
+        revision = self.faqs.faq_revision(account_id)
         hit = self._cache.get(account_id)
-        if hit and time.monotonic() - hit[0] < self.cache_seconds:
+        if hit and hit[0] == revision:
             return hit[1]
-        idx = FaqIndex(self.faqs.faq(account_id))
-        self._cache[account_id] = (time.monotonic(), idx)
+        idx = FaqIndex(self.faqs.faq(account_id) if revision else [])
+        self._cache[account_id] = (revision, idx)
         return idx
 
     def answer(self, account_id: str, question: str) -> Answer | None:

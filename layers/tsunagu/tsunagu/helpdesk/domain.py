@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
-from tsunagu.billing.calendar import BusinessCalendar, calendar_named
+from tsunagu.billing.calendar import CALENDARS, BusinessCalendar
 from tsunagu.errors import DomainError
 
 JST = timezone(timedelta(hours=9), "JST")
@@ -33,6 +33,10 @@ HANDBACK_POSTBACK = "action=operator_end"
 
 BOT, WAITING, QUEUED, OPERATOR = "bot", "waiting", "queued", "operator"
 SILENT = frozenset({WAITING, OPERATOR})  # bot replies stop
+
+
+# The business calendars, plus one for desks staffed every day of the year.
+HELPDESK_CALENDARS = {**CALENDARS, "every_day": BusinessCalendar("every_day", weekends=False)}
 
 
 class HelpdeskRefused(DomainError):
@@ -53,7 +57,10 @@ class Hours:
 
     @property
     def business(self) -> BusinessCalendar:
-        return calendar_named(self.calendar)
+        try:
+            return HELPDESK_CALENDARS[self.calendar]
+        except KeyError:
+            raise ValueError(f"unknown calendar {self.calendar!r}; one of {sorted(HELPDESK_CALENDARS)}") from None
 
     def is_open(self, at: datetime) -> bool:
         local = at.astimezone(JST)

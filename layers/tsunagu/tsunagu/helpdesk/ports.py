@@ -25,6 +25,7 @@ class Answerer(Protocol):
 
 class FaqSource(Protocol):
     def faq(self, account_id: str) -> list[FaqEntry]: ...
+    def faq_revision(self, account_id: str) -> int: ...
 
 
 class HelpdeskStore(FaqSource, Protocol):

@@ -35,7 +35,9 @@ class HoursIn(BaseModel):
 
     open: Clock | None = None
     close: Clock | None = None
-    calendar: Annotated[str, StringConstraints(pattern=r"^(weekends|jp_holidays|jp_holidays_year_end)$")] | None = None
+    calendar: (
+        Annotated[str, StringConstraints(pattern=r"^(weekends|jp_holidays|jp_holidays_year_end|every_day)$")] | None
+    ) = None
     wait_timeout_min: int | None = Field(default=None, ge=1, le=1440)
     idle_timeout_min: int | None = Field(default=None, ge=1, le=1440)
     handle_min: int | None = Field(default=None, ge=1, le=120)

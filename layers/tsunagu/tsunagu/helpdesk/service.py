@@ -85,8 +85,8 @@ class HelpDesk:
             return None
         question = str(message.get("text", "")).strip()
         answer = self.answerer.answer(account_id, question) if question else None
-        if answer is None and not self.store.faq(account_id):
-            return None  # no FAQ loaded: the help desk is off for this account
+        if answer is None and not self.store.faq_revision(account_id):
+            return None  # no FAQ ever loaded: the help desk is off for this account
         if answer is None or answer.confidence < hours.threshold or not answer.text:
             return self._escalate(account_id, event, conv, question, now, hours, "low_confidence")
         reply = {"type": "text", "text": answer.text, "quickReply": {"items": [OPERATOR_BUTTON]}}
@@ -246,6 +246,7 @@ class HelpDesk:
         merged = {**self.hours(account_id).view(), **settings}
         try:
             hours = h.hours_from(merged)
+            hours.business  # noqa: B018 - an unknown calendar is refused here, not at the next question
         except ValueError as e:
             raise BadRequest(str(e), code="invalid_helpdesk_settings") from None
         if hours.close <= hours.open:

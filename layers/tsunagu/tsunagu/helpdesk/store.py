@@ -49,7 +49,17 @@ class DynamoHelpdeskStore(Repository):
             while chunk:
                 r = self.db.batch_write_item(RequestItems={self.table: chunk})
                 chunk = r.get("UnprocessedItems", {}).get(self.table, [])
+        self.db.update_item(
+            TableName=self.table,
+            Key=to_item(keys.faq_revision(account_id)),
+            UpdateExpression="SET entity = :e ADD revision :one",
+            ExpressionAttributeValues=to_item({":e": "faq_revision", ":one": 1}),
+        )
         return len(deletes)
+
+    def faq_revision(self, account_id: str) -> int:
+        d = self._get(keys.faq_revision(account_id))
+        return int(d["revision"]) if d else 0
 
     def faq(self, account_id: str) -> list[FaqEntry]:
         items = self._query_pages(

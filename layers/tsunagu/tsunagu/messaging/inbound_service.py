@@ -12,7 +12,7 @@ from tsunagu.lines.domain import line_command
 from tsunagu.linking.service import LinkingService
 from tsunagu.messaging.chats import inbound
 from tsunagu.messaging.ports import ChatArchive
-from tsunagu.messaging.replies import can_reply
+from tsunagu.messaging.replies import can_reply, keyword_reply
 from tsunagu.messaging.reply_service import ReplyService
 
 if TYPE_CHECKING:
@@ -58,7 +58,8 @@ class MessageService:
         command = link_command(event) if self.linking is not None else None
         if command is not None and self.linking is not None and source.get("type") == "user":
             return self._link_command(account_id, command, source["userId"], event, received_at_ms, origin)
-        if source.get("type") == "user" and (self.lines is not None or self.helpdesk is not None):
+        services = self.lines is not None or self.helpdesk is not None
+        if services and source.get("type") == "user" and keyword_reply(account, event) is None:
             answered = self._services(account_id, source["userId"], event, received_at_ms)
             if answered is not None:
                 return answered
