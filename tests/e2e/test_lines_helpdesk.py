@@ -201,3 +201,24 @@ def test_faq_answer_escalation_and_operator_reply(carrier) -> None:
     assert request("POST", f"{api}/accounts/{aid}/helpdesk/conversations/{user}/handback", headers=auth).status == 200
     text(carrier, user, "クーポンは何回使えますか")
     assert "1回" in last_reply(carrier)["text"]
+
+
+def test_my_page_auto_login_through_the_sample_verifier(carrier) -> None:
+    api, sb, aid, auth = carrier["stack"].api, carrier["stack"].sandbox, carrier["id"], carrier["auth"]
+    site = f"{sb}/_sandbox/mypage/site-{aid}"
+    key = auth["Authorization"].split(" ", 1)[1]
+    assert request("PUT", site, {"apiBase": api, "accountId": aid, "apiKey": key}).status == 200
+    settings = {"carrier_webhook_url": carrier["sink"], "mypage_url": site}
+    assert request("PUT", f"{api}/accounts/{aid}/lines-settings", settings, headers=auth).status == 200
+    user = "U" + os.urandom(16).hex()
+    link(carrier, user, "contractor", login_id="hanako", password="correct horse")
+    text(carrier, user, "マイページ")
+    button = last_reply(carrier)
+    uri = button["template"]["actions"][0]["uri"]
+    first = request("GET", uri)
+    assert first.status == 200 and first.json == {"loggedIn": True, "memberNumber": "N0000000001"}
+    again = request("GET", uri)  # the same ticket a second time
+    assert again.status == 401 and again.json["code"] == "ticket_used"
+    forged = request("GET", uri[:-3] + "AAA")
+    assert forged.status == 401 and forged.json["code"] == "ticket_invalid"
+    assert len(request("GET", f"{site}/sessions").json["sessions"]) == 1

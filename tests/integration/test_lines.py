@@ -324,3 +324,46 @@ def test_lines_api_bad_input_has_stable_codes_and_writes_nothing(api) -> None:  
     assert (line["remaining_mb"], line["speed"], line["history"][0]["gift_id"]) == (500, "normal", "ok1")
     status, body = api.call("PUT", f"/accounts/{aid}/lines/A1/usage", {"month": "2026-13", "used_mb": 1}, auth)
     assert status == 422 and body["error"]["code"] == "validation_failed"
+
+
+# ---------------------------------------------------------------- My Page tickets (R-LINK-12)
+class TicketKeys:
+    def key(self, account_id: str) -> bytes:
+        return b"m" * 32
+
+
+def test_my_page_ticket_is_for_contractor_links_only_and_redeems_once(lines) -> None:
+    svc, replies, _ = lines
+    svc.mypage_keys = TicketKeys()
+    svc.store.put_settings(ACCOUNT, {"carrier_webhook_url": None, "mypage_url": "https://mypage.example/login"})
+    assert chat(svc, USER, action="mypage") == "contractor_link_required"  # a user link is not enough
+    assert "契約者連携" in replies.sent[-1][0]["text"]
+    assert chat(svc, CONTRACTOR, action="mypage") == "mypage_ticket_issued"
+    uri = replies.sent[-1][0]["template"]["actions"][0]["uri"]
+    assert uri.startswith("https://mypage.example/login?ticket=v1.")
+    ticket = uri.split("ticket=", 1)[1]
+    assert svc.redeem_ticket(ACCOUNT, ticket)["member_number"] == "100001"
+    with pytest.raises(Conflict) as e:
+        svc.redeem_ticket(ACCOUNT, ticket)  # replayed
+    assert e.value.code == "ticket_used"
+    from tsunagu.lines.mypage import TicketRefused
+
+    with pytest.raises(TicketRefused) as e2:
+        svc.redeem_ticket("acct_other", ticket)  # another account's ticket
+    assert e2.value.code == "ticket_invalid"
+
+
+def test_my_page_ticket_past_its_lifetime_is_refused(lines, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tsunagu.lines import service as lines_service
+    from tsunagu.lines.mypage import TICKET_SECONDS, TicketRefused
+
+    svc, replies, _ = lines
+    svc.mypage_keys = TicketKeys()
+    svc.store.put_settings(ACCOUNT, {"mypage_url": "https://mypage.example/login"})
+    chat(svc, CONTRACTOR, action="mypage")
+    ticket = replies.sent[-1][0]["template"]["actions"][0]["uri"].split("ticket=", 1)[1]
+    later = lines_service.now_ms() + TICKET_SECONDS * 1000
+    monkeypatch.setattr(lines_service, "now_ms", lambda: later)
+    with pytest.raises(TicketRefused) as e:
+        svc.redeem_ticket(ACCOUNT, ticket)
+    assert e.value.code == "ticket_expired"

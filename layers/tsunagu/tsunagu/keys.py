@@ -382,6 +382,11 @@ def gift_request(account_id: str, request_id: str) -> dict[str, str]:
     return {"PK": f"ACCOUNT#{account_id}#GIFTREQ#{request_id}", "SK": "GIFTREQ"}
 
 
+def mypage_ticket(account_id: str, ticket_hash: str) -> dict[str, str]:
+    """An unredeemed My Page login ticket (SHA-256 of its id); deleted when redeemed, TTL."""
+    return {"PK": f"ACCOUNT#{account_id}#MYPAGE#{ticket_hash}", "SK": "TICKET"}
+
+
 def lines_settings(account_id: str) -> dict[str, str]:
     """The carrier's webhook URL (where data gifts are announced)."""
     return {"PK": f"ACCOUNT#{account_id}", "SK": "LINES"}

@@ -416,7 +416,10 @@ def lines_service() -> LinesService:
         SqsEventQueues({"forward": s.required("forward_queue_url")}),
         SecretsManagerFactorKeys(s.secret_prefix, "carrier-webhook-key", "tsunagu: signs the carrier webhook"),
     )
-    return LinesService(line_store(), link_store(), channel_secrets(), line_client(), carrier, usage_ledger())
+    mypage_keys = SecretsManagerFactorKeys(s.secret_prefix, "mypage-ticket-key", "tsunagu: signs My Page login tickets")
+    return LinesService(
+        line_store(), link_store(), channel_secrets(), line_client(), carrier, usage_ledger(), mypage_keys
+    )
 
 
 @lru_cache(maxsize=1)

@@ -30,6 +30,10 @@ GIFT_SIZES_MB = (500, 1000, 1500, 2000, 2500)  # R-GIFT-1
 THROTTLED_KBPS = 200  # R-GIFT-1
 LINE_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # as the member register's contract lines
 GIFT_REQUEST_SECONDS = 600  # a chat gift must be confirmed within 10 minutes
+CONTRACTOR_HINT = (
+    "マイページへのかんたんログインには契約者連携が必要です。メニューの「連携」から、"
+    "マイページのログインIDとパスワードで連携してください。"
+)
 LINK_HINT = (
     "データ残量の確認とデータプレゼントには利用者連携が必要です。メニューの「連携」から、"
     "マイページに表示される16桁の利用コードで連携してください。"
@@ -117,12 +121,13 @@ def usage_update(line: MobileLine, used_mb: int) -> MobileLine | None:
 
 # ---------------------------------------------------------------- the chat face
 DATA_WORDS = frozenset({"残量", "データ残量", "残りデータ", "データ量"})
+MYPAGE_WORDS = frozenset({"マイページ", "マイページログイン"})
 GIFT_WORD = re.compile(r"^(?:データ)?プレゼント(?:\s+(?P<to>[A-Za-z0-9_-]{1,32})(?:\s+(?P<mb>\d{3,5})(?:MB)?)?)?$")
 
 
 @dataclass(frozen=True, slots=True)
 class LineCommand:
-    action: str  # data | gift | gift_confirm | gift_cancel
+    action: str  # data | gift | gift_confirm | gift_cancel | mypage
     to: str | None = None
     mb: int | None = None
     request_id: str | None = None
@@ -134,7 +139,7 @@ def line_command(event: dict[str, Any]) -> LineCommand | None:
     if event.get("type") == "postback":
         q = parse_qs(str((event.get("postback") or {}).get("data", "")))
         action = (q.get("action") or [""])[0]
-        if action not in ("data", "gift", "gift_confirm", "gift_cancel"):
+        if action not in ("data", "gift", "gift_confirm", "gift_cancel", "mypage"):
             return None
         mb = (q.get("mb") or [""])[0]
         to = (q.get("to") or [""])[0]
@@ -146,6 +151,8 @@ def line_command(event: dict[str, Any]) -> LineCommand | None:
     text = unicodedata.normalize("NFKC", str(message.get("text", ""))).strip()
     if text in DATA_WORDS:
         return LineCommand("data")
+    if text in MYPAGE_WORDS:
+        return LineCommand("mypage")
     m = GIFT_WORD.match(text)
     if m:
         return LineCommand("gift", m.group("to"), int(m.group("mb")) if m.group("mb") else None)

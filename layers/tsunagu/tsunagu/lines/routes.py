@@ -49,6 +49,15 @@ class LinesSettingsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     carrier_webhook_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=500)] | None = None
+    mypage_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s?#]+$", max_length=500)] | None = Field(
+        default=None, description="the company's My Page; opened with ?ticket=… (R-LINK-12)"
+    )
+
+
+class TicketIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ticket: Annotated[str, StringConstraints(min_length=1, max_length=400)]
 
 
 class RolloverIn(BaseModel):
@@ -94,10 +103,19 @@ def give_data(account_id: AccountId, body: Annotated[GiftIn, Body()]) -> dict[st
 
 @router.put("/accounts/<account_id>/lines-settings")  # type: ignore[untyped-decorator]
 def lines_settings(account_id: AccountId, body: Annotated[LinesSettingsIn, Body()]) -> dict[str, Any]:
-    """Where data changes are announced (signed like LINE webhooks with the carrier key)."""
+    """Where data changes are announced (signed like LINE webhooks with the carrier key), and the
+    My Page that login tickets open."""
     authenticated(router, account_id)
-    wiring.line_store().set_carrier_webhook(account_id, body.carrier_webhook_url)
-    return {"carrier_webhook_url": body.carrier_webhook_url}
+    wiring.line_store().put_settings(account_id, body.model_dump())
+    return body.model_dump()
+
+
+@router.post("/accounts/<account_id>/mypage/tickets/redeem")  # type: ignore[untyped-decorator]
+def redeem_ticket(account_id: AccountId, body: Annotated[TicketIn, Body()]) -> dict[str, Any]:
+    """The company's site redeems a My Page login ticket, server to server: the member number,
+    once. ``ticket_invalid`` (400), ``ticket_expired`` (400), ``ticket_used`` (409)."""
+    authenticated(router, account_id)
+    return wiring.lines_service().redeem_ticket(account_id, body.ticket)
 
 
 @router.post("/accounts/<account_id>/lines/rollover")  # type: ignore[untyped-decorator]

@@ -14,8 +14,9 @@ from typing import Any
 from tsunagu.accounts.ports import ChannelSecrets
 from tsunagu.errors import BadRequest, Conflict
 from tsunagu.lines import domain as d
+from tsunagu.lines import mypage
 from tsunagu.lines.domain import LineCommand, LineNotFound, LinesRefused, MobileLine
-from tsunagu.lines.ports import Carrier, ChatReplies, LineStore
+from tsunagu.lines.ports import Carrier, ChatReplies, Keys, LineStore
 from tsunagu.linking.ports import LinkedMembers
 
 GIFT_MESSAGES = {
@@ -47,6 +48,7 @@ class LinesService:
     line: ChatReplies | None = None
     carrier: Carrier | None = None
     ledger: Any = None  # DynamoUsageLedger: replies are metered (free) like every reply
+    mypage_keys: Keys | None = None  # signs My Page login tickets
 
     # -- lines ---------------------------------------------------------------------------
     def load(self, account_id: str, rows: Any) -> dict[str, Any]:
@@ -196,6 +198,8 @@ class LinesService:
         try:
             if cmd.action == "data":
                 messages, outcome = self._data_view(account_id, h)
+            elif cmd.action == "mypage":
+                messages, outcome = self._mypage(account_id, h)
             elif cmd.action == "gift_cancel":
                 if cmd.request_id:
                     self.store.drop_request(account_id, cmd.request_id, user_id)
@@ -211,6 +215,27 @@ class LinesService:
             messages, outcome = [d.text(e.message)], e.code
         self._reply(account_id, reply_token, messages)
         return outcome
+
+    # -- My Page auto-login (R-LINK-12) ---------------------------------------------------
+    def _mypage(self, account_id: str, h: Holder) -> tuple[list[dict[str, Any]], str]:
+        url = self.store.settings(account_id).get("mypage_url")
+        if not h.contracts:
+            return [d.text(d.CONTRACTOR_HINT)], "contractor_link_required"
+        if not url or self.mypage_keys is None:
+            return [d.text("マイページへのかんたんログインは準備中です。")], "mypage_not_configured"
+        ticket, t = mypage.issue(self.mypage_keys.key(account_id), account_id, h.contracts[0], now_ms() // 1000)
+        self.store.put_ticket(account_id, mypage.ticket_hash(t.ticket_id), t.member_number, t.expires_at)
+        return [mypage.login_button(str(url), ticket)], "mypage_ticket_issued"
+
+    def redeem_ticket(self, account_id: str, ticket: str) -> dict[str, Any]:
+        """The company's site, server to server: the member number, once per ticket."""
+        if self.mypage_keys is None:
+            raise LinesRefused("My Page tickets are not configured", code="mypage_not_configured")
+        now = now_ms() // 1000
+        t = mypage.read(self.mypage_keys.key(account_id), account_id, ticket, now)
+        if not self.store.take_ticket(account_id, mypage.ticket_hash(t.ticket_id), now):
+            raise Conflict("this ticket was redeemed before", code="ticket_used")
+        return {"member_number": t.member_number, "expires_at": t.expires_at}
 
     def _data_view(self, account_id: str, h: Holder) -> tuple[list[dict[str, Any]], str]:
         if h.user_line is None and not h.contracts:

@@ -273,12 +273,49 @@ class DynamoLineStore(Repository):
         return True
 
     # -- settings ------------------------------------------------------------------------
+    def settings(self, account_id: str) -> dict[str, Any]:
+        d = self._get(keys.lines_settings(account_id), consistent=False) or {}
+        return {k: d.get(k) for k in ("carrier_webhook_url", "mypage_url")}
+
     def carrier_webhook(self, account_id: str) -> str | None:
-        d = self._get(keys.lines_settings(account_id), consistent=False)
-        return str(d["carrier_webhook_url"]) if d and d.get("carrier_webhook_url") else None
+        url = self.settings(account_id)["carrier_webhook_url"]
+        return str(url) if url else None
 
     def set_carrier_webhook(self, account_id: str, url: str | None) -> None:
+        self.put_settings(account_id, {**self.settings(account_id), "carrier_webhook_url": url})
+
+    def put_settings(self, account_id: str, settings: dict[str, Any]) -> None:
         self.db.put_item(
             TableName=self.table,
-            Item=to_item({**keys.lines_settings(account_id), "entity": "lines_settings", "carrier_webhook_url": url}),
+            Item=to_item({**keys.lines_settings(account_id), "entity": "lines_settings", **settings}),
         )
+
+    # -- My Page tickets -----------------------------------------------------------------
+    def put_ticket(self, account_id: str, ticket_hash: str, member_number: str, expires_at: int) -> None:
+        self.db.put_item(
+            TableName=self.table,
+            Item=to_item(
+                {
+                    **keys.mypage_ticket(account_id, ticket_hash),
+                    "entity": "mypage_ticket",
+                    "member_number": member_number,
+                    "expires_at": expires_at,
+                }
+            ),
+            ConditionExpression="attribute_not_exists(PK)",
+        )
+
+    def take_ticket(self, account_id: str, ticket_hash: str, now: int) -> bool:
+        """Consume a ticket: True once; False when it was redeemed before (or is past its TTL)."""
+        try:
+            self.db.delete_item(
+                TableName=self.table,
+                Key=to_item(keys.mypage_ticket(account_id, ticket_hash)),
+                ConditionExpression="attribute_exists(PK) AND expires_at > :now",
+                ExpressionAttributeValues=to_item({":now": now}),
+            )
+        except ClientError as e:
+            if condition_failed(e):
+                return False
+            raise
+        return True
