@@ -485,13 +485,24 @@ def mobile_lines(stack: LocalStack) -> None:
         f"{len(received)} delivery: {received[-1]['body'][:120]}…",
     )
 
+    step(31, "「マイページ」: a signed, single-use login ticket; the company's site redeems it server to server")
+    site = f"{sb}/_sandbox/mypage/site-{aid}"
+    request("PUT", site, {"apiBase": api, "accountId": aid, "apiKey": auth["Authorization"].split(" ", 1)[1]})
+    settings = {"carrier_webhook_url": sink, "mypage_url": site}
+    request("PUT", f"{api}/accounts/{aid}/lines-settings", settings, headers=auth)
+    _say(stack, ch, user, "マイページ")
+    uri = _last_reply(stack)["template"]["actions"][0]["uri"]
+    show("button opens", uri.split("?")[0] + "?ticket=v1.…")
+    show("My Page (sample verifier)", request("GET", uri).json)
+    show("the same link again", request("GET", uri).json)
+
 
 def help_desk(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, Any]) -> None:
     from datetime import UTC, datetime, timedelta
     from pathlib import Path
 
     api = stack.api_url
-    step(31, "The co-op loads its FAQ (seed 004, as question/answer pairs) and a member asks in the chat")
+    step(32, "The co-op loads its FAQ (seed 004, as question/answer pairs) and a member asks in the chat")
     faq = (Path(__file__).parent / "data" / "coop_faq.csv").read_bytes()
     r = request("POST", f"{api}/accounts/{aid}/faq/import", data=faq, headers={**auth, "Content-Type": "text/csv"})
     show("POST /accounts/{id}/faq/import", f"{r.status} {r.json}")
@@ -499,7 +510,7 @@ def help_desk(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, A
     _say(stack, ch, member, "値引きシールが貼ってある商品にクーポンは使えますか")
     show("the answer (embedded n-gram retrieval)", _last_reply(stack)["text"])
 
-    step(32, "Inside operator hours: 「オペレーター」 queues the chat, the bot goes quiet, an operator answers")
+    step(33, "Inside operator hours: 「オペレーター」 queues the chat, the bot goes quiet, an operator answers")
     request(
         "PUT",
         f"{api}/accounts/{aid}/helpdesk/settings",
@@ -520,7 +531,7 @@ def help_desk(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, A
     show("operator reply", r.json)
     request("POST", f"{api}/accounts/{aid}/helpdesk/conversations/{member}/handback", headers=auth)
 
-    step(33, "Outside operator hours: the member is told when operators are back; the question waits")
+    step(34, "Outside operator hours: the member is told when operators are back; the question waits")
     hour = (datetime.now(UTC) + timedelta(hours=9)).hour
     start = hour + 1 if hour <= 21 else 1
     closed = {"open": f"{start:02d}:00", "close": f"{start + 1:02d}:00", "calendar": "every_day"}
