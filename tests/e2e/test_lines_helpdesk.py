@@ -129,6 +129,13 @@ def test_remaining_data_and_a_chat_gift_lift_a_throttled_line(carrier) -> None:
     key_bytes = bytes.fromhex(key)
     expected = base64.b64encode(hmac.new(key_bytes, received[0]["body"].encode(), hashlib.sha256).digest()).decode()
     assert received[0]["signature"] == expected
+    # R-LINK-13: the user link is released from the OA menu; the contractor link stays, which
+    # still shows the contract's lines but no longer gives data (R-LINK-12).
+    text(carrier, user, "連携解除")
+    postback(carrier, user, "action=gift&to=L2&mb=500")
+    assert "利用者連携" in last_reply(carrier)["text"]
+    text(carrier, user, "残量")
+    assert last_reply(carrier)["type"] == "flex"
 
 
 def test_32_concurrent_gifts_over_http_conserve_data(carrier) -> None:

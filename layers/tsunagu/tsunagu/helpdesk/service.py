@@ -308,13 +308,11 @@ def faq_csv_rows(data: bytes) -> list[dict[str, Any]]:
     import csv
     import io
 
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text = data.decode("cp932")
-        except UnicodeDecodeError:
-            raise FaqRefused("the CSV must be UTF-8 or Shift_JIS text", code="csv_format") from None
+    from tsunagu.text import decode_spreadsheet_csv
+
+    text = decode_spreadsheet_csv(data)
+    if text is None:
+        raise FaqRefused("the CSV must be UTF-8 or Shift_JIS text", code="csv_format")
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         header = reader.fieldnames or []

@@ -308,13 +308,11 @@ def csv_rows(data: bytes) -> list[dict[str, Any]]:
     import csv
     import io
 
-    try:
-        text_ = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text_ = data.decode("cp932")
-        except UnicodeDecodeError:
-            raise LinesRefused("the CSV must be UTF-8 or Shift_JIS text", code="csv_format") from None
+    from tsunagu.text import decode_spreadsheet_csv
+
+    text_ = decode_spreadsheet_csv(data)
+    if text_ is None:
+        raise LinesRefused("the CSV must be UTF-8 or Shift_JIS text", code="csv_format")
     try:
         reader = csv.DictReader(io.StringIO(text_, newline=""))
         header = reader.fieldnames or []
