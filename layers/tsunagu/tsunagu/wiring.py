@@ -431,7 +431,6 @@ def helpdesk_store() -> DynamoHelpdeskStore:
 
 @lru_cache(maxsize=1)
 def help_desk() -> HelpDesk:
-    from tsunagu.billing.service import jst_today
     from tsunagu.helpdesk.answerers import BedrockAnswerer, FaqAnswerer
     from tsunagu.helpdesk.ports import Answerer
     from tsunagu.helpdesk.service import HelpDesk
@@ -443,6 +442,9 @@ def help_desk() -> HelpDesk:
     )
 
     def chat_plus(account_id: str) -> bool:
+        # Billing is loaded only when an operator answers (the API), never on the worker's cold start.
+        from tsunagu.billing.service import jst_today
+
         return billing_service().option_active(account_id, "chat_plus", jst_today())
 
     return HelpDesk(
