@@ -39,3 +39,14 @@ def json_has_lone_surrogate(raw: str) -> bool:
         return has_lone_surrogate(json.loads(raw))
     except (ValueError, RecursionError):
         return False
+
+
+def decode_spreadsheet_csv(data: bytes) -> str | None:
+    """A CSV as Japanese spreadsheets write it: UTF-8 (with or without BOM), else Shift_JIS
+    (cp932, what Japanese Excel saves); None when it is neither."""
+    for encoding in ("utf-8-sig", "cp932"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
