@@ -3,14 +3,13 @@ operator queue with its metrics, operator replies and the hand-back (R-HELP-1, R
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from tsunagu import wiring
-from tsunagu.api import AccountId, UserId, authenticated, errors
+from tsunagu.api import AccountId, UserId, authenticated, errors, uploaded_bytes
 from tsunagu.api import router as new_router
 
 router = new_router()
@@ -65,14 +64,13 @@ def load_faq(account_id: AccountId, body: Annotated[FaqIn, Body()]) -> dict[str,
 
 
 @router.post("/accounts/<account_id>/faq/import")  # type: ignore[untyped-decorator]
-def import_faq_csv(account_id: AccountId) -> dict[str, Any]:
+def import_faq_csv(
+    account_id: AccountId,
+    replace: Annotated[bool, Query(description="also delete the entries not in the file")] = False,
+) -> dict[str, Any]:
     """FAQ from CSV (faq_id, question, answer[, category]); ``?replace=true`` drops the rest."""
     authenticated(router, account_id)
-    ev = router.current_event
-    raw = ev.get("body") or ""
-    data = base64.b64decode(raw) if ev.is_base64_encoded else raw.encode()
-    replace = (ev.query_string_parameters or {}).get("replace") == "true"
-    return wiring.help_desk().load_faq_csv(account_id, data, replace)
+    return wiring.help_desk().load_faq_csv(account_id, uploaded_bytes(router), replace)
 
 
 @router.get("/accounts/<account_id>/faq")  # type: ignore[untyped-decorator]

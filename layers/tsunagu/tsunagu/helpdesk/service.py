@@ -305,24 +305,13 @@ def _faq_problem(r: Any) -> tuple[str, str] | None:
 
 
 def faq_csv_rows(data: bytes) -> list[dict[str, Any]]:
-    import csv
-    import io
+    from tsunagu.text import csv_table
 
-    from tsunagu.text import decode_spreadsheet_csv
-
-    text = decode_spreadsheet_csv(data)
-    if text is None:
-        raise FaqRefused("the CSV must be UTF-8 or Shift_JIS text", code="csv_format")
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        header = reader.fieldnames or []
-        if not {"faq_id", "question", "answer"} <= set(header) or set(header) - set(FAQ_COLUMNS):
-            raise FaqRefused(f"CSV columns must be among: {', '.join(FAQ_COLUMNS)}", code="csv_columns")
-        rows = []
-        for r in reader:
-            if None in r:
-                raise FaqRefused("a row has more cells than the header", code="csv_format")
-            rows.append({k: v or "" for k, v in r.items()})
-        return rows
-    except csv.Error as e:
-        raise FaqRefused(f"the CSV cannot be read: {e}", code="csv_format") from None
+    return list(
+        csv_table(
+            data,
+            required={"faq_id", "question", "answer"},
+            allowed=FAQ_COLUMNS,
+            refuse=lambda message, code: FaqRefused(message, code=code),
+        )
+    )

@@ -305,24 +305,12 @@ def parse_lines(rows: Any, month: str) -> list[MobileLine]:
 
 def csv_rows(data: bytes) -> list[dict[str, Any]]:
     """UTF-8 (BOM or not) or Shift_JIS CSV with a header of CSV_COLUMNS; raises LinesRefused."""
-    import csv
-    import io
+    from tsunagu.text import csv_table
 
-    from tsunagu.text import decode_spreadsheet_csv
-
-    text_ = decode_spreadsheet_csv(data)
-    if text_ is None:
-        raise LinesRefused("the CSV must be UTF-8 or Shift_JIS text", code="csv_format")
-    try:
-        reader = csv.DictReader(io.StringIO(text_, newline=""))
-        header = reader.fieldnames or []
-        if not {"line_id", "member_number", "allowance_mb"} <= set(header) or set(header) - set(CSV_COLUMNS):
-            raise LinesRefused(f"CSV columns must be among: {', '.join(CSV_COLUMNS)}", code="csv_columns")
-        rows = []
-        for r in reader:
-            if None in r:  # more cells than the header has
-                raise LinesRefused("a row has more cells than the header", code="csv_format")
-            rows.append({k: (v or "").strip() for k, v in r.items() if (v or "").strip()})
-        return rows
-    except csv.Error as e:
-        raise LinesRefused(f"the CSV cannot be read: {e}", code="csv_format") from None
+    rows = csv_table(
+        data,
+        required={"line_id", "member_number", "allowance_mb"},
+        allowed=CSV_COLUMNS,
+        refuse=lambda message, code: LinesRefused(message, code=code),
+    )
+    return [{k: v.strip() for k, v in r.items() if v.strip()} for r in rows]

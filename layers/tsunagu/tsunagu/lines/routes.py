@@ -4,14 +4,13 @@ URL and the monthly rollover on demand (the schedule runs it too)."""
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tsunagu import wiring
-from tsunagu.api import AccountId, authenticated, errors
+from tsunagu.api import AccountId, authenticated, errors, uploaded_bytes
 from tsunagu.api import router as new_router
 
 router = new_router()
@@ -76,9 +75,7 @@ def load_lines(account_id: AccountId, body: Annotated[LinesIn, Body()]) -> dict[
 def import_lines_csv(account_id: AccountId) -> dict[str, Any]:
     """Lines from CSV (UTF-8 or Shift_JIS): line_id, member_number, allowance_mb[, remaining_mb, used_mb]."""
     authenticated(router, account_id)
-    ev = router.current_event
-    raw = ev.get("body") or ""
-    return wiring.lines_service().load_csv(account_id, base64.b64decode(raw) if ev.is_base64_encoded else raw.encode())
+    return wiring.lines_service().load_csv(account_id, uploaded_bytes(router))
 
 
 @router.get(
