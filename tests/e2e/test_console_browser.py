@@ -85,6 +85,10 @@ def shop(local_stack: RunningStack) -> dict[str, Any]:
     }
     assert request("POST", f"{api}/accounts/{aid}/messages", send, headers=auth).status == 200
     request("POST", f"{api}/_local/invoke/BillingRollupFunction", {"job": "daily"})
+    # The help desk open all day, and one friend asking for an operator (the operator queue).
+    hours = {"open": "00:00", "close": "23:59", "calendar": "every_day"}
+    assert request("PUT", f"{api}/accounts/{aid}/helpdesk/settings", hours, headers=auth).status == 200
+    linkflow.say(sb, ch["channelId"], users[1], "オペレーターと話したい", local_stack.drain)
     url, email, password = demo_staff(api, aid, auth)
     cashier = demo_staff(api, aid, auth, "cashier@tsunagu.example", ("pos",), "レジ担当")
     return {
@@ -278,6 +282,27 @@ def test_staff_drive_every_page_of_the_console(shop, browser, tmp_path):
     assert not d.find_elements(By.CSS_SELECTOR, "#templates form button")
     assert "承認済み" in d.find_element(By.ID, "templates").text
     check_page(d, "notifications")
+
+    # ヘルプデスク: the waiting friend, the conversation, a reply (sent to LINE), the hand-back.
+    go("helpdesk")
+    queue = d.find_elements(By.CSS_SELECTOR, "#queue tbody tr a")
+    assert [a.text for a in queue] == [shop["users"][1]]
+    check_page(d, "helpdesk")
+    queue[0].click()
+    wait.until(lambda x: x.find_elements(By.ID, "reply-form"))
+    assert "オペレーターと話したい" in d.find_element(By.ID, "chat").text
+    d.find_element(By.ID, "reply-text").send_keys("担当の山田です。ご用件をどうぞ。")
+    submit("#reply-form")
+    assert "返信を送りました" in notice()
+    assert d.find_element(By.ID, "conv-state").get_attribute("data-state") == "operator"
+    check_page(d, "conversation")
+    # The member's reply token went to the "connecting you" answer, so the operator's is a push.
+    sent = request("GET", f"{shop['stack'].sandbox}/_sandbox/calls?path=/v2/bot/message/push").json["calls"]
+    assert sent[-1]["status"] == 200 and sent[-1]["body"]["to"] == shop["users"][1]
+    assert sent[-1]["body"]["messages"][0]["text"] == "担当の山田です。ご用件をどうぞ。"
+    submit("#handback-form")
+    assert "自動応答に戻しました" in notice()
+    assert "対応待ちの会話はありません" in d.find_element(By.ID, "queue").text
 
     # 請求: set a budget; a bad figure is refused in Japanese.
     go("billing")

@@ -41,6 +41,8 @@ MESSAGES: dict[str, str] = {
     "weak_password": "パスワードが条件を満たしていません。",
     "invite_invalid": "招待リンクが無効か、有効期限が切れています。",
     "scope_required": "この操作を行う権限がありません。",
+    "not_escalated": "この会話はオペレーター対応中ではありません(自動応答に戻っています)。",
+    "conversation_changed": "ほかのスタッフが先にこの会話を更新しました。画面を読み込み直してください。",
     "unsupported_media_type": "この形式の送信は受け付けていません(フォームまたはCSVで送信してください)。",
     "invalid_encoding": "送信内容がUTF-8の文字ではありません。",
     "invalid_json": "送信内容を読み取れませんでした。",

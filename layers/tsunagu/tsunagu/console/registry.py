@@ -24,6 +24,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "tsunagu.console.pages.members",
     "tsunagu.console.pages.coupons",
     "tsunagu.console.pages.notifications",
+    "tsunagu.console.pages.helpdesk",
     "tsunagu.console.pages.billing",
     "tsunagu.console.pages.settings",
 )
