@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tsunagu.notifications.phone import region_of, to_e164
+from tsunagu.notifications.phone import MAX_PHONE_CHARS, region_of, to_e164
 
 # ----------------------------------------------------------------------------- eligibility
 SENDING_ACCOUNT_TYPES = frozenset({"verified", "premium"})
@@ -310,7 +310,7 @@ def accept_item(
     ):
         raise ItemRefused("invalid_parameters")
     phone = item.get("phone")
-    e164 = to_e164(phone) if isinstance(phone, str) and 0 < len(phone) <= 40 else None
+    e164 = to_e164(phone) if isinstance(phone, str) and 0 < len(phone) <= MAX_PHONE_CHARS else None
     if e164 is None:
         raise ItemRefused("invalid_phone")
     region = str(region_of(e164))
