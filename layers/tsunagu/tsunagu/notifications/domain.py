@@ -354,7 +354,11 @@ def choose_route(routing: str, kind: str, reachable_friend: bool) -> str:
 
 
 def failure_reason(status: int, message: str) -> str:
-    """A stable reason for LINE's final refusals (line-platform.md 4.2)."""
+    """A stable reason for LINE's final refusals (line-platform.md 4.2). A malformed ``to`` is
+    400 "The value must be a valid SHA-256 digest." in LINE's reference; LINE's OpenAPI document
+    lists only 422 for ``/bot/pnp/push``, so either status with that message is the same reason."""
+    if status in (400, 422) and "sha-256" in message.lower():
+        return "invalid_destination"
     if status == 422:
         return "no_reachable_user"  # no LINE user with that number, not a target country, no consent
     if status == 403:
