@@ -55,6 +55,8 @@ class Settings:
     # channel's rate limit (LINE: 2,000 requests/s; divided by the sender's maximum concurrency).
     notification_queue_url: str = ""
     sender_rate_per_second: float = 200.0
+    # Help desk: the Amazon Bedrock model the answerer uses; empty: the embedded FAQ retrieval.
+    helpdesk_bedrock_model_id: str = ""
 
     def required(self, field: str) -> str:
         """The value of a setting without a usable default (a table, a queue, a secret id)."""
@@ -90,6 +92,7 @@ class Settings:
             link_max_failures_per_user=int(e.get("LINK_MAX_FAILURES_PER_USER", "10")),
             notification_queue_url=e.get("NOTIFICATION_QUEUE_URL", ""),
             sender_rate_per_second=float(e.get("SENDER_RATE_PER_SECOND", "200")),
+            helpdesk_bedrock_model_id=e.get("HELPDESK_BEDROCK_MODEL_ID", ""),
         )
 
 
