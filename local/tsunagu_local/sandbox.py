@@ -533,6 +533,9 @@ class LineSandbox:
             return _err(400, "The retry key is not supported for this API")
         to = doc.get("to", "")
         if not isinstance(to, str) or not re.fullmatch(r"[0-9a-f]{64}", to):
+            # LINE's reference (line-platform.md 4.2) names this answer: 400 with this message.
+            # LINE's OpenAPI document (messaging-api.yml) lists only 200 and 422 for /bot/pnp/push;
+            # it omits 400 rather than saying a bad hash is 422, so the reference is followed.
             return _err(400, "The value must be a valid SHA-256 digest.")
         tag = headers.get("x-line-delivery-tag")
         if tag is not None and not 16 <= len(tag) <= 100:

@@ -1,9 +1,11 @@
 """LINE's 429 with Retry-After, played by the sandbox, drives tsunagu's back-off end to end: the
-notification sender retries within its attempts, and a send through the API is answered as an
-upstream failure that the same retry key then completes once (issue 15, item 5)."""
+notification sender puts the notification back on its queue until after Retry-After, and a send
+through the API is answered 429 with Retry-After; the same retry key then completes it once
+(issue 15, item 5)."""
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 
@@ -31,7 +33,8 @@ def test_the_send_api_backs_off_on_429_and_the_retry_key_sends_once(local_stack:
     send["retry_key"] = str(uuid.uuid4())
     try:
         first = request("POST", f"{api}/accounts/{aid}/messages", send, headers=auth)
-        assert first.status == 502 and first.json["error"]["code"] == "line_unavailable", first.text
+        assert first.status == 429 and first.json["error"]["code"] == "line_rate_limited", first.text
+        assert first.headers["retry-after"] == "1"
         calls = request("GET", f"{sb}/_sandbox/calls?path={path}").json["calls"]
         assert [c["status"] for c in calls] == [429]
         time.sleep(1)  # the Retry-After LINE gave
@@ -51,7 +54,7 @@ def test_the_send_api_backs_off_on_429_and_the_retry_key_sends_once(local_stack:
         request("DELETE", f"{sb}/_sandbox/rate-limits")
 
 
-def test_the_notification_sender_backs_off_on_429_within_its_attempts(local_stack: RunningStack):
+def test_the_notification_sender_waits_retry_after_through_its_queue(local_stack: RunningStack):
     api, sb = local_stack.api, local_stack.sandbox
     r = request(
         "POST",
@@ -103,6 +106,8 @@ def test_the_notification_sender_backs_off_on_429_within_its_attempts(local_stac
         assert report["counts"]["sent"] == 1, report
         calls = request("GET", f"{sb}/_sandbox/calls?path={path}").json["calls"]
         assert [c["status"] for c in calls] == [429, 429, 202]
+        # Each try came after the Retry-After LINE gave (a message timer), not in a tight loop.
+        assert all(b["at"] - a["at"] >= 0.9 for a, b in itertools.pairwise(calls))
         assert len({c["headers"]["x-line-delivery-tag"] for c in calls}) == 1  # the same notification each time
     finally:
         request("DELETE", f"{sb}/_sandbox/rate-limits")

@@ -124,6 +124,10 @@ def test_coop_member_links_end_to_end_and_a_second_line_account_is_refused(coop)
         ({"birth_date": "19710402"}, "birth_date_mismatch"),
         ({"member_number": "9999999"}, "member_not_found"),
         ({"member_number": "2345678", "phone": "09011112222"}, "birth_date_not_registered"),
+        # issue 15: a number padded past 40 characters, circled digits (NFKC would read them)
+        ({"phone": "090-1234-5678" + " " * 40}, "phone_format"),
+        ({"phone": "⓪⑨⓪-①②③④-⑤⑥⑦⑧"}, "phone_format"),
+        ({"member_number": "①②③④⑤⑥⑦"}, "member_number_format"),
     ],
 )
 def test_wrong_factors_are_refused_in_japanese_with_a_stable_code(coop, fields, code):

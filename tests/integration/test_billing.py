@@ -16,8 +16,8 @@ from tsunagu.billing.service import BillingService, QuotaRefused
 from tsunagu.billing.store import DynamoBillingStore
 from tsunagu.billing.usage_store import DynamoUsageLedger
 from tsunagu.config import get_settings
-from tsunagu.errors import BadRequest, Conflict, UpstreamError
-from tsunagu.infrastructure.line_api import LineApiError, LineRefused
+from tsunagu.errors import BadRequest, Conflict, RateLimited, UpstreamError
+from tsunagu.infrastructure.line_api import LineApiError, LineRateLimited, LineRefused
 
 TEXT = [{"type": "text", "text": "お知らせ"}]
 
@@ -107,6 +107,38 @@ def test_light_plan_refuses_a_multicast_past_its_free_messages_and_sends_nothing
         svc.send(aid, "push", {"to": users(1)[0], "messages": TEXT}, str(uuid.uuid4()), None)
     usage = svc.usage(aid)
     assert (usage["billable_messages"], usage["remaining_free"], usage["cap"]) == (5_000, 0, 5_000)
+
+
+@pytest.mark.parametrize(
+    ("kind", "retry_after", "expected"), [("push", 7, 7), ("push", None, 1), ("broadcast", None, 60)]
+)
+def test_lines_429_is_passed_on_with_retry_after_and_counts_nothing(
+    api, make_service, line, kind, retry_after, expected
+):
+    """Issue 15: LINE's rate limit reaches the caller as 429 with Retry-After (LINE's, or the
+    endpoint's window), the reservation is given back, and the same retry key later sends once."""
+    svc = make_service()
+    aid = account(api, "communication")
+    key = str(uuid.uuid4())
+    body = {"to": users(1)[0], "messages": TEXT} if kind == "push" else {"messages": TEXT}
+    line.fail_with = LineRateLimited("The API rate limit has been exceeded. Try again later.", retry_after)
+    with pytest.raises(RateLimited) as e:
+        svc.send(aid, kind, body, key, None)
+    assert (e.value.status, e.value.code, e.value.headers) == (429, "line_rate_limited", {"Retry-After": str(expected)})
+    assert svc.store.reserved(aid, "2026-11") == 0 and line.sent == []
+    assert svc.send(aid, kind, body, key, None)["status"] == "sent"
+    assert svc.send(aid, kind, body, key, None)["status"] == "already_sent"
+    assert len(line.sent) == 1
+
+
+def test_lines_monthly_limit_is_a_409_not_a_retry(api, make_service, line):
+    svc = make_service()
+    aid = account(api, "communication")
+    line.fail_with = LineRateLimited('{"message":"You have reached your monthly limit."}', None)
+    with pytest.raises(QuotaRefused) as e:
+        svc.send(aid, "push", {"to": users(1)[0], "messages": TEXT}, str(uuid.uuid4()), None)
+    assert (e.value.status, e.value.code) == (409, "line_monthly_limit")
+    assert svc.store.reserved(aid, "2026-11") == 0
 
 
 def test_retry_key_counts_once_and_a_refused_send_gives_its_reservation_back(api, make_service, line):

@@ -46,6 +46,37 @@ def test_import_reports_bad_rows_and_stores_no_raw_factor(api, stack):
     assert m["on_file"] == {"phone": True, "birth_date": True, "email": False, "login_id": False, "password": True}
 
 
+def test_padded_or_styled_factors_are_refused_by_row_and_not_stored(api, stack):
+    """Issue 15 / R-LINK-1: the length of a phone number is checked as typed, before spaces and
+    dashes are dropped; circled or other scripts' digits are not read as digits."""
+    aid, auth = account(api)
+    rows = [
+        {"member_number": "1000001", "phone": "090-1234-5678" + " " * 60},
+        {"member_number": "1000002", "phone": "0" + "-" * 50 + "9012345678"},
+        {"member_number": "1000003", "phone": "⓪⑨⓪-①②③④-⑤⑥⑦⑧"},
+        {"member_number": "1000004", "phone": "090-1234-٥٦٧٨"},
+        {"member_number": "1000005", "birth_date": "①⑨⑦①⓪④⓪①"},
+        {"member_number": "①⓪⓪⓪⓪⓪⑥"},
+        {"member_number": "1000007", "phone": "０９０ー１２３４ー５６７８", "login_id": "ｔａｒｏ"},
+    ]
+    status, out = api.call("POST", f"/accounts/{aid}/members", {"members": rows}, auth)
+    assert status == 200, out
+    assert (out["imported"], out["rejected"]) == (1, 6)
+    assert [(e["row"], e["code"]) for e in out["errors"]] == [
+        (1, "phone_format"),
+        (2, "phone_format"),
+        (3, "phone_format"),
+        (4, "phone_format"),
+        (5, "birth_date_format"),
+        (6, "member_number_format"),
+    ]
+    for mn in ("1000001", "1000002", "1000003", "1000004", "1000005"):
+        assert api.call("GET", f"/accounts/{aid}/members/{mn}", headers=auth)[0] == 404
+    status, m = api.call("GET", f"/accounts/{aid}/members/1000007", headers=auth)
+    assert status == 200 and m["on_file"]["phone"] and m["on_file"]["login_id"]
+    assert "09012345678" not in json.dumps(scan_all(stack))
+
+
 def test_csv_import_over_http(api):
     aid, auth = account(api)
     csv_body = b"member_number,phone,birth_date\n1234567,09012345678,19710401\n"

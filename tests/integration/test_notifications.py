@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.conftest import OPERATOR_KEY, scan_all
 from tsunagu import wiring
-from tsunagu.infrastructure.line_api import LineApiError, LineRefused
+from tsunagu.infrastructure.line_api import LineApiError, LineRateLimited, LineRefused
 from tsunagu.notifications.phone import line_hash
 from tsunagu.notifications.service import RetryLater, SenderConfig
 
@@ -281,6 +281,72 @@ def test_persistent_5xx_hands_the_message_back_and_a_later_delivery_sends_it(api
     assert report(api, aid, auth, batch_id)["notifications"][0]["state"] == "accepted"
     assert sender.send(msg) == "sent"
     assert len(line.calls) == 4
+
+
+def _spy_on_timers(sender) -> list[tuple[dict[str, Any], int]]:
+    """What the sender puts back on the (real, moto) queue, and with which message timer."""
+    timers: list[tuple[dict[str, Any], int]] = []
+    real = sender.queue.send_later
+
+    def send_later(route: str, body: str, delay_s: int) -> None:
+        timers.append((json.loads(body), delay_s))
+        real(route, body, delay_s)
+
+    sender.queue.send_later = send_later
+    return timers
+
+
+def _delayed(stack) -> int:
+    attrs = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=stack.queue_urls["NotificationQueue"], AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )
+    return int(attrs["Attributes"]["ApproximateNumberOfMessagesDelayed"])
+
+
+def test_lines_429_puts_the_notification_back_for_after_retry_after_without_calling_again(api, stack, sender, line):
+    """Issue 15: a 429 is not retried in the same delivery (that only spends LINE's rate limit):
+    the claim is released and the notification goes back on the queue, due after Retry-After."""
+    aid, auth = account(api)
+    tid = approved_template(api, aid, auth)
+    batch_id, (msg,) = submit(api, stack, aid, auth, tid, [item("o-1")])
+    timers = _spy_on_timers(sender)
+    line.script = [LineRateLimited("The API rate limit has been exceeded. Try again later.", 3)]
+    assert sender.send(msg) == "rate_limited"
+    assert len(line.calls) == 1
+    assert report(api, aid, auth, batch_id)["notifications"][0]["state"] == "accepted"
+    ((again, delay),) = timers
+    assert delay == 3 and again == {**msg, "rl": 1}
+    assert _delayed(stack) == 1 and queued(stack) == []  # on the queue, not visible before its time
+    assert sender.send(again) == "sent" and len(line.calls) == 2
+    assert sender.send(again) == "already_sent" and len(line.calls) == 2
+
+
+def test_429_without_retry_after_waits_a_second_and_a_channel_limited_for_long_goes_the_ordinary_way(
+    api, stack, sender, line
+):
+    from tsunagu.notifications.service import MAX_RATE_LIMITED_ROUNDS
+
+    aid, auth = account(api)
+    tid = approved_template(api, aid, auth)
+    _, (msg,) = submit(api, stack, aid, auth, tid, [item("o-1")])
+    timers = _spy_on_timers(sender)
+    line.script = [LineRateLimited("The API rate limit has been exceeded. Try again later.", None)] * 2
+    assert sender.send(msg) == "rate_limited"
+    ((again, delay),) = timers
+    assert delay == 1
+    with pytest.raises(RetryLater):  # rounds used up: the visibility timeout and the DLQ decide
+        sender.send({**again, "rl": MAX_RATE_LIMITED_ROUNDS})
+    assert len(timers) == 1
+
+
+def test_lines_monthly_limit_fails_a_push_for_good(api, stack, sender, line):
+    aid, auth = account(api)
+    tid = approved_template(api, aid, auth)
+    batch_id, (msg,) = submit(api, stack, aid, auth, tid, [item("o-1")])
+    line.script = [LineRateLimited('{"message":"You have reached your monthly limit."}', None)]
+    assert sender.send(msg) == "failed"
+    r = report(api, aid, auth, batch_id)
+    assert r["notifications"][0]["state"] == "failed" and r["notifications"][0]["reason"] == "line_monthly_limit"
 
 
 def test_422_is_final_with_the_reason_and_listed_as_undelivered(api, stack, sender, line):

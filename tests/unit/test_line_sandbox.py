@@ -171,3 +171,28 @@ def test_the_lines_and_helpdesk_replies_pass_lines_models_and_a_broken_bubble_do
     )
     assert status == 400 and body["message"].startswith("The request body has")
     assert "rt-broken" not in sb.state.used_reply_tokens  # a refused body spends no token
+
+
+def test_the_line_client_reads_the_sandboxs_429_and_retry_after(sandbox):
+    """Issue 15: tsunagu's client turns LINE's 429 into LineRateLimited with Retry-After's seconds."""
+    from tsunagu.errors import LineRateLimited, LineRefused
+    from tsunagu.infrastructure.line_api import LineClient, retry_after_seconds
+
+    _, base, token = sandbox
+    client = LineClient(base)
+    rule = {"path": "/v2/bot/message/push", "next": 1, "retryAfter": 7}
+    assert call(base, "PUT", "/_sandbox/rate-limits", None, rule)[0] == 200
+    with pytest.raises(LineRateLimited) as e:
+        client.push(token, USER, [TEXT], "123e4567-e89b-12d3-a456-426614174000")
+    assert (e.value.http_status, e.value.retry_after, e.value.monthly) == (429, 7, False)
+    assert client.push(token, USER, [TEXT], "123e4567-e89b-12d3-a456-426614174000") == "sent"
+    with pytest.raises(LineRefused) as refused:  # a malformed hash: final, never retried
+        client.pnp_push(token, "not-a-hash", {"messages": [TEXT]}, "t" * 32)
+    assert refused.value.http_status == 400
+    assert [retry_after_seconds(v) for v in ("3", " 12 ", "Wed, 21 Oct 2026 07:28:00 GMT", "-1", None)] == [
+        3,
+        12,
+        None,
+        None,
+        None,
+    ]

@@ -128,3 +128,20 @@ def test_token_bucket_spaces_calls_at_the_rate():
         bucket.acquire()
     # 5 calls from the burst, then 100 more at 100/s: one second of waiting in all.
     assert sum(slept) == pytest.approx(1.0, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "reason"),
+    [
+        (400, '{"message":"The value must be a valid SHA-256 digest."}', "invalid_destination"),
+        (422, '{"message":"The value must be a valid SHA-256 digest."}', "invalid_destination"),
+        (422, '{"message":"Failed to send messages"}', "no_reachable_user"),
+        (400, '{"message":"The request body has 1 error(s)"}', "invalid_request"),
+        (403, "{}", "not_permitted"),
+    ],
+)
+def test_lines_pnp_refusals_map_to_stable_reasons(status, message, reason):
+    """Issue 15: a malformed hash is told apart from nobody reachable, whichever status LINE uses."""
+    from tsunagu.notifications.domain import failure_reason
+
+    assert failure_reason(status, message) == reason

@@ -41,11 +41,14 @@ def iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> Response[str]:
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
         body=json.dumps(error_body(code, message, details), ensure_ascii=False, default=str),
+        headers=headers or None,
     )
 
 
@@ -100,7 +103,7 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
 
     @app.exception_handler(DomainError)  # type: ignore[untyped-decorator]
     def _domain(e: DomainError) -> Response[str]:
-        return error_response(e.status, e.code, e.message, e.details)
+        return error_response(e.status, e.code, e.message, e.details, e.headers)
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid(e: RequestValidationError) -> Response[str]:
@@ -244,8 +247,14 @@ def _document_shared_errors(path: str, method: str, op: dict[str, Any]) -> None:
 
 
 def errors(**by_status: str) -> dict[int, Any]:
-    """A route's own refusals for its decorator: ``errors(s409="over quota (quota_exceeded)")``."""
-    return {int(k.lstrip("s")): _error_schema(v) for k, v in by_status.items()}
+    """A route's own refusals for its decorator: ``errors(s409="over quota (quota_exceeded)")``;
+    a 429 also documents its ``Retry-After`` header."""
+    out = {int(k.lstrip("s")): _error_schema(v) for k, v in by_status.items()}
+    if 429 in out:
+        out[429]["headers"] = {
+            "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
+        }
+    return out
 
 
 def csv_or_json(description: str, schema: dict[str, Any] | None = None) -> dict[int, Any]:

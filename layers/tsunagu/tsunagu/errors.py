@@ -14,6 +14,7 @@ class DomainError(Exception):
         if code:
             self.code = code
         self.details = details
+        self.headers: dict[str, str] = {}  # extra response headers (Retry-After)
 
 
 class ValidationFailed(DomainError):
@@ -56,6 +57,18 @@ class PayloadTooLarge(DomainError):
     status = 413
 
 
+class RateLimited(DomainError):
+    """Too many requests for now: answered 429 with ``Retry-After`` (whole seconds)."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int, *, code: str | None = None, details: object | None = None):
+        super().__init__(message, code=code, details=details)
+        self.retry_after = max(1, int(retry_after))
+        self.headers = {"Retry-After": str(self.retry_after)}
+
+
 class InvalidSignature(Unauthorized):
     code = "invalid_signature"
 
@@ -87,3 +100,14 @@ class LineApiError(UpstreamError):
     def __init__(self, status: int, message: str):
         super().__init__(f"LINE answered {status}: {message}", code="line_api_error")
         self.http_status = status
+
+
+class LineRateLimited(LineApiError):
+    """LINE answered 429: it accepted nothing. ``retry_after``: LINE's ``Retry-After`` in
+    seconds, None when it gave none; ``monthly``: the month's message limit, not the rate limit
+    ("You have reached your monthly limit.", line-platform.md 2.2), so waiting seconds won't help."""
+
+    def __init__(self, message: str, retry_after: int | None):
+        super().__init__(429, message)
+        self.retry_after = retry_after
+        self.monthly = "monthly limit" in message.lower()

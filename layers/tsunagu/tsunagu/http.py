@@ -55,7 +55,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 
 def error_response(e: DomainError) -> dict[str, Any]:
-    return json_response(e.status, error_body(e.code, e.message, e.details))
+    return json_response(e.status, error_body(e.code, e.message, e.details), e.headers or None)
 
 
 def html_response(

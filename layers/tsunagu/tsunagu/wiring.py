@@ -279,9 +279,11 @@ def notification_batches() -> NotificationBatches:
 
 @lru_cache(maxsize=1)
 def notification_sender() -> NotificationSender:
+    from tsunagu.infrastructure.queues import SqsEventQueues
     from tsunagu.notifications.service import NotificationSender, SenderConfig
 
     config = SenderConfig(rate_per_second=get_settings().sender_rate_per_second)
+    queue = SqsEventQueues({"notify": get_settings().required("notification_queue_url")})
     return NotificationSender(
         notification_store(),
         member_register(),
@@ -291,6 +293,7 @@ def notification_sender() -> NotificationSender:
         line_client(),
         config,
         accounts=account_store(),
+        queue=queue,
     )
 
 

@@ -81,7 +81,15 @@ class CallsIn(BaseModel):
     minutes: StrictInt = Field(ge=1, le=1440)
 
 
-@router.post("/accounts/<account_id>/messages")  # type: ignore[untyped-decorator]
+@router.post(  # type: ignore[untyped-decorator]
+    "/accounts/<account_id>/messages",
+    responses=errors(
+        s409="no channel, over the month's cap, LINE's monthly limit, or a retry key reused for another request"
+        " (channel_not_configured, quota_exceeded, line_monthly_limit, retry_key_reused)",
+        s429="LINE's rate limit: nothing was sent; retry with the same retry_key after Retry-After (line_rate_limited)",
+        s502="LINE did not answer; retry with the same retry_key (line_unavailable)",
+    ),
+)
 def send_message(account_id: AccountId, req: Annotated[SendIn, Body()]) -> dict[str, Any]:
     """Send through tsunagu: metered, quota-checked first (409 ``quota_exceeded`` says how many
     are left; nothing is sent), counted once per retry key."""

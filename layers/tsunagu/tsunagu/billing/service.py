@@ -30,8 +30,10 @@ from tsunagu.errors import (
     Conflict,
     DomainError,
     LineApiError,
+    LineRateLimited,
     LineRefused,
     NotFound,
+    RateLimited,
     UpstreamError,
     ValidationFailed,
 )
@@ -43,6 +45,9 @@ if TYPE_CHECKING:
     from tsunagu.messaging.ports import FriendStore
 
 USER_ID_LEN = 33
+# When LINE answers 429 without Retry-After: broadcast and narrowcast allow 60 requests an hour,
+# push and multicast thousands a second (line-platform.md 2.4).
+DEFAULT_RETRY_AFTER = {"broadcast": 60, "narrowcast": 60}
 MAX_RECIPIENTS = 100_000_000  # one send's reservation; far beyond any account's friends
 RETRY_KEY_WINDOW_MS = 24 * 3_600_000  # LINE keeps a retry key 24 hours (line-platform.md §2.3)
 
@@ -293,6 +298,21 @@ class BillingService:
             self.store.release(account_id, retry_key)
             raise BadRequest(
                 f"LINE refused the send ({e.http_status}); nothing was counted", code="line_refused"
+            ) from None
+        except LineRateLimited as e:
+            # LINE accepted nothing: the reservation is given back, and the caller is told when
+            # to retry (LINE's Retry-After, or the endpoint's window when LINE gave none).
+            self.store.release(account_id, retry_key)
+            if e.monthly:
+                raise QuotaRefused(
+                    "LINE says the channel has reached its monthly message limit; nothing was sent",
+                    code="line_monthly_limit",
+                ) from None
+            wait = e.retry_after if e.retry_after is not None else DEFAULT_RETRY_AFTER.get(kind, 1)
+            raise RateLimited(
+                f"LINE's rate limit for {kind}: retry with the same retry_key after {wait} s; nothing was sent",
+                wait,
+                code="line_rate_limited",
             ) from None
         except LineApiError:
             # Maybe sent, maybe not: keep the reservation; a retry with the same retry key either

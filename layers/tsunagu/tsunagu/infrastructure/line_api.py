@@ -9,9 +9,28 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from tsunagu.errors import LineApiError, LineRefused
+from tsunagu.errors import LineApiError, LineRateLimited, LineRefused
 
-__all__ = ["LineApiError", "LineClient", "LineRefused"]
+__all__ = ["LineApiError", "LineClient", "LineRateLimited", "LineRefused"]
+
+
+def retry_after_seconds(value: str | None) -> int | None:
+    """``Retry-After`` as whole seconds (the delay form; an HTTP date or junk gives None)."""
+    if value is None or not value.strip().isdigit() or len(value.strip()) > 6:
+        return None
+    return int(value.strip())
+
+
+def _http_error(e: urllib.error.HTTPError, refusals: bool = True) -> LineApiError | LineRefused:
+    """LINE's error answer as tsunagu's error: 429 -> ``LineRateLimited`` (nothing accepted,
+    retry after ``Retry-After``); another 4xx -> ``LineRefused`` (final) when ``refusals``; the
+    rest -> ``LineApiError`` (may succeed on retry)."""
+    detail = e.read().decode(errors="replace")[:300]
+    if e.code == 429:  # over the rate limit (or the month's limit)
+        return LineRateLimited(detail, retry_after_seconds(e.headers.get("Retry-After")))
+    if refusals and 400 <= e.code < 500:
+        return LineRefused(e.code, detail)
+    return LineApiError(e.code, detail)
 
 
 class LineClient:
@@ -32,10 +51,7 @@ class LineClient:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:  # noqa: S310 - scheme checked in __init__
                 raw = r.read()
         except urllib.error.HTTPError as e:
-            detail = e.read().decode(errors="replace")[:300]
-            if 400 <= e.code < 500 and e.code != 429:  # 429: over the rate limit - retry later
-                raise LineRefused(e.code, detail) from None
-            raise LineApiError(e.code, detail) from None
+            raise _http_error(e) from None
         except (urllib.error.URLError, TimeoutError) as e:
             raise LineApiError(0, str(e)) from None
         return json.loads(raw) if raw else {}
@@ -89,6 +105,6 @@ class LineClient:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:  # noqa: S310 - scheme checked in __init__
                 return json.loads(r.read() or b"{}")
         except urllib.error.HTTPError as e:
-            raise LineApiError(e.code, e.read().decode(errors="replace")[:300]) from None
+            raise _http_error(e, refusals=False) from None
         except (urllib.error.URLError, TimeoutError) as e:
             raise LineApiError(0, str(e)) from None

@@ -33,3 +33,8 @@ class SqsEventQueues:
                 if r.get("Failed"):
                     raise UpstreamError("could not enqueue webhook events", code="enqueue_failed")
         return calls
+
+    def send_later(self, route: str, body: str, delay_s: int) -> None:
+        """One message that becomes visible after ``delay_s`` seconds (an SQS message timer,
+        at most 900)."""
+        self.sqs.send_message(QueueUrl=self.urls[route], MessageBody=body, DelaySeconds=min(900, max(0, delay_s)))

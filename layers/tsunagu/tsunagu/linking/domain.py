@@ -16,10 +16,15 @@ import unicodedata
 from datetime import date
 
 from tsunagu.errors import DomainError
+from tsunagu.notifications.phone import MAX_PHONE_CHARS, to_ascii
 
 MEMBER_NUMBER_RE = re.compile(r"^(?:\d{4,12}|N\d{10})$", re.ASCII)  # co-op style, or N + 10 digits (R-LINK-14)
 USAGE_CODE_RE = re.compile(r"^\d{16}$", re.ASCII)  # R-LINK-9
 LINK_SESSION_SECONDS = 600  # R-LINK-4: the link screen expires 10 minutes after it was opened
+MAX_TYPED_CHARS = 40  # a verification field as typed, separators and padding included
+LOGIN_ID_CHARS = 64
+# Full-width ASCII (U+FF01-U+FF5E) to ASCII; full-width digits and dashes are mapped by to_ascii.
+_FULL_WIDTH_ASCII = str.maketrans({chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)})
 NONCE_BYTES = 24  # 192 bits (LINE asks for at least 128), base64url: 32 characters
 
 
@@ -76,10 +81,33 @@ def refuse(code: str) -> LinkRefused:
     return LinkRefused(MESSAGES[code], code=code)
 
 
+def typed(raw: str, limit: int = MAX_TYPED_CHARS) -> str:
+    """What a member typed into a field of digits and Latin letters (phone, member number,
+    birth date, usage code, login id), in ASCII: full-width letters, digits and signs to their
+    ASCII forms, the ideographic space to a space, and the dashes a Japanese keyboard gives
+    (``‐`` ``―`` ``−`` ``ー`` ``－``) to ``-``. Not NFKC: it turns circled ``①``, superscript
+    ``²`` and other styled digits into digits, and those are refused (the same digit forms as
+    ``notifications.phone.to_e164``, so the member register and the notification batch hash a
+    number alike). Longer than ``limit`` as typed - before spaces and dashes are dropped - is
+    refused: padding must not turn an over-long entry into an accepted one."""
+    if len(raw) > limit:
+        raise _TooLong
+    return to_ascii(raw).translate(_FULL_WIDTH_ASCII)
+
+
+class _TooLong(Exception):
+    """Raised by ``typed``; each parser answers with its own format error."""
+
+
 def normalize_phone_jp(raw: str) -> str:
-    """Domestic digits: full-width to half-width, no separators, +81 -> 0 (R-LINK-1)."""
-    s = unicodedata.normalize("NFKC", raw).strip()
-    s = re.sub(r"[\s\-‐―ー()（）.]", "", s)
+    """Domestic digits: full-width to half-width, no separators, +81 -> 0 (R-LINK-1). The digit
+    forms are those of ``to_e164`` (R-PNP-4): ASCII and full-width only; at most
+    ``MAX_PHONE_CHARS`` characters as typed."""
+    try:
+        s = typed(raw, MAX_PHONE_CHARS).strip()
+    except _TooLong:
+        raise refuse("phone_format") from None
+    s = re.sub(r"[\s\-()（）.]", "", s)
     if s.startswith("+81"):
         s = "0" + s[3:].lstrip("0")
     if not re.fullmatch(r"0\d{9,10}", s, re.ASCII):
@@ -99,7 +127,10 @@ def normalize_email(raw: str) -> str:
 
 def parse_birth_date(raw: str) -> str:
     """R-LINK-2: exactly 8 digits, YYYYMMDD, a real date."""
-    s = unicodedata.normalize("NFKC", raw).strip()
+    try:
+        s = typed(raw).strip()
+    except _TooLong:
+        raise refuse("birth_date_format") from None
     if not re.fullmatch(r"\d{8}", s, re.ASCII):  # Arabic-Indic digits would never match typed ones
         raise refuse("birth_date_format")
     try:
@@ -112,17 +143,43 @@ def parse_birth_date(raw: str) -> str:
 
 
 def parse_member_number(raw: str) -> str:
-    s = unicodedata.normalize("NFKC", raw).strip().upper()
+    """R-LINK-1 / R-LINK-14: a co-op number (4-12 digits) or N + 10 digits."""
+    try:
+        s = typed(raw).strip().upper()
+    except _TooLong:
+        raise refuse("member_number_format") from None
     if not MEMBER_NUMBER_RE.fullmatch(s):
         raise refuse("member_number_format")
     return s
 
 
 def parse_usage_code(raw: str) -> str:
-    s = re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", raw))
+    """R-LINK-9: 16 digits, spaces and dashes between groups allowed."""
+    try:
+        s = re.sub(r"[\s\-]", "", typed(raw))
+    except _TooLong:
+        raise refuse("usage_code_format") from None
     if not USAGE_CODE_RE.fullmatch(s):
         raise refuse("usage_code_format")
     return s
+
+
+def normalize_login_id(raw: str) -> str:
+    """R-LINK-9: the My-Page login ID as typed, in ASCII (``ｔａｒｏ`` is ``taro``), trimmed; the
+    register and the link page read it alike. Empty when it is longer than a login ID can be."""
+    try:
+        return typed(raw, LOGIN_ID_CHARS).strip()
+    except _TooLong:
+        return ""
+
+
+def normalize_otp(raw: str) -> str:
+    """R-LINK-14: a one-time code as typed (full-width digits as typed on a phone keyboard are
+    the same code); empty when it is too long to be one."""
+    try:
+        return typed(raw).strip()
+    except _TooLong:
+        return ""
 
 
 def factor_hash(key: bytes, kind: str, value: str) -> str:

@@ -18,6 +18,7 @@ from tsunagu.linking.domain import (
     factor_hash,
     hash_password,
     normalize_email,
+    normalize_login_id,
     normalize_phone_jp,
     parse_birth_date,
     parse_member_number,
@@ -115,7 +116,7 @@ def to_record(m: MemberIn, key: bytes) -> MemberRecord:
         if m.birth_date
         else None,
         email_hash=factor_hash(key, "email", checked("email", normalize_email, m.email)) if m.email else None,
-        login_id_hash=factor_hash(key, "login_id", m.login_id.strip()) if m.login_id else None,
+        login_id_hash=factor_hash(key, "login_id", normalize_login_id(m.login_id)) if m.login_id else None,
         password_hash=hash_password(m.password) if m.password else None,
         lines=tuple(lines),
     )

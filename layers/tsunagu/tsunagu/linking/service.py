@@ -25,6 +25,8 @@ from tsunagu.linking.domain import (
     new_otp,
     new_token,
     normalize_email,
+    normalize_login_id,
+    normalize_otp,
     normalize_phone_jp,
     parse_birth_date,
     parse_member_number,
@@ -266,7 +268,7 @@ class LinkingService:
         self, account_id: str, sid: str, channel: str, form: dict[str, str], key: bytes, user_id: str, window: int
     ) -> str:
         """Check the one-time code the member typed; a miss counts towards the lockout."""
-        typed = factor_hash(key, "otp", form.get("code", "").strip())
+        typed = factor_hash(key, "otp", normalize_otp(form.get("code", "")))
         ok, mn = self.otps.take(account_id, sid, channel, typed, OTP_MAX_TRIES)
         if not ok or mn is None:
             if mn:  # the user's attempt is counted by submit's slot; the member's here
@@ -297,7 +299,7 @@ class LinkingService:
             self._verify_member(account_id, mn, window, check_member)
             return mn, None
         if kind == "contractor":
-            login_id, password = form.get("login_id", "").strip(), form.get("password", "")
+            login_id, password = normalize_login_id(form.get("login_id", "")), form.get("password", "")
             found = (
                 self.members.find(account_id, "login_id", factor_hash(key, "login_id", login_id)) if login_id else None
             )

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tsunagu.notifications.phone import region_of, to_e164
+from tsunagu.notifications.phone import MAX_PHONE_CHARS, region_of, to_e164
 
 # ----------------------------------------------------------------------------- eligibility
 SENDING_ACCOUNT_TYPES = frozenset({"verified", "premium"})
@@ -310,7 +310,7 @@ def accept_item(
     ):
         raise ItemRefused("invalid_parameters")
     phone = item.get("phone")
-    e164 = to_e164(phone) if isinstance(phone, str) and 0 < len(phone) <= 40 else None
+    e164 = to_e164(phone) if isinstance(phone, str) and 0 < len(phone) <= MAX_PHONE_CHARS else None
     if e164 is None:
         raise ItemRefused("invalid_phone")
     region = str(region_of(e164))
@@ -354,7 +354,11 @@ def choose_route(routing: str, kind: str, reachable_friend: bool) -> str:
 
 
 def failure_reason(status: int, message: str) -> str:
-    """A stable reason for LINE's final refusals (line-platform.md 4.2)."""
+    """A stable reason for LINE's final refusals (line-platform.md 4.2). A malformed ``to`` is
+    400 "The value must be a valid SHA-256 digest." in LINE's reference; LINE's OpenAPI document
+    lists only 422 for ``/bot/pnp/push``, so either status with that message is the same reason."""
+    if status in (400, 422) and "sha-256" in message.lower():
+        return "invalid_destination"
     if status == 422:
         return "no_reachable_user"  # no LINE user with that number, not a target country, no consent
     if status == 403:

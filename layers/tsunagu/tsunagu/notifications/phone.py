@@ -33,6 +33,11 @@ _MOBILE_EXPRESS = re.compile(r" *(?:0|\+81[ -]?)([789]0)[ -]?([1-9][0-9]{3})[ -]
 # ASCII digits, spaces and hyphens only: nothing for the library to reinterpret.
 _SIMPLE = re.compile(r"\+?[0-9][0-9 -]*[0-9]")
 _STRIP = str.maketrans("", "", " -")
+# The longest phone number accepted as typed, before spaces and dashes are dropped: 40 is room
+# for any real number written with separators, and keeps a padded 100-character "number" (or a
+# pasted paragraph) from being normalised into an accepted one. Both the batch API (R-PNP-4) and
+# the member register / link page (R-LINK-1) refuse longer input.
+MAX_PHONE_CHARS = 40
 # Full-width digits and plus, the ideographic space, and the dashes phonenumbers reads as
 # punctuation, mapped to their ASCII shapes (never NFKC: it turns ① and ² into digits).
 _TO_ASCII = str.maketrans(
@@ -72,6 +77,13 @@ def _jp_rules() -> tuple[tuple[re.Pattern[str], frozenset[int]], list[tuple[re.P
     return rule(meta.general_desc), types
 
 
+def to_ascii(raw: str) -> str:
+    """``raw`` with full-width digits and plus, the ideographic space and the dashes above in
+    their ASCII shapes; every other character as it is (no NFKC: ``①`` and ``²`` stay what they
+    are, so a digits-only check refuses them)."""
+    return raw if raw.isascii() else raw.translate(_TO_ASCII)
+
+
 def _jp_valid(nsn: str) -> bool:
     (general, general_lengths), types = _jp_rules()
     n = len(nsn)
@@ -82,7 +94,7 @@ def _jp_valid(nsn: str) -> bool:
 
 def to_e164(raw: str, region: str = "JP") -> str | None:
     """The E.164 form of ``raw`` read in ``region``, or None when it is not a valid number."""
-    text = raw if raw.isascii() else raw.translate(_TO_ASCII)
+    text = to_ascii(raw)
     if not text.isascii() and _foreign_digits(text):
         return None
     if any(ch.isalpha() for ch in text):

@@ -34,6 +34,7 @@ class NotificationStore(Protocol):
 
 class SendQueue(Protocol):
     def send(self, route: str, bodies: list[str]) -> int: ...
+    def send_later(self, route: str, body: str, delay_s: int) -> None: ...
 
 
 class LineNotifications(Protocol):

@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from tsunagu.errors import Conflict, DomainError, Forbidden, LineRefused, NotFound, UpstreamError, ValidationFailed
+from tsunagu.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    LineRateLimited,
+    LineRefused,
+    NotFound,
+    UpstreamError,
+    ValidationFailed,
+)
 from tsunagu.linking.domain import factor_hash
 from tsunagu.notifications import domain as n
 from tsunagu.notifications.phone import line_hash
@@ -339,6 +348,22 @@ class RetryLater(UpstreamError):
     code = "retry_later"
 
 
+class RateLimitedLater(RetryLater):
+    """LINE answered 429: nothing was sent; try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# LINE's 429 without a Retry-After: wait a second (push and PNP allow 2,000 requests/s). A message
+# timer is at most 15 minutes (SQS). After this many rate-limited rounds a notification goes the
+# ordinary way (visibility timeout, then the DLQ) so a channel LINE keeps refusing is noticed.
+DEFAULT_RETRY_AFTER_S = 1
+MAX_DELAY_S = 900
+MAX_RATE_LIMITED_ROUNDS = 20
+
+
 @dataclass
 class SenderConfig:
     lease_ms: int = 60_000
@@ -358,6 +383,9 @@ class NotificationSender:
     config: SenderConfig = field(default_factory=SenderConfig)
     sleep: Callable[[float], None] = time.sleep
     accounts: Any = None  # AccountStore (profile): R-PNP-3 is checked again at send time
+    # The notification queue: a notification LINE rate-limited goes back on it with a message
+    # timer of LINE's Retry-After (without it, the SQS visibility timeout decides when).
+    queue: SendQueue | None = None
     _batches: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _eligibility: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     _buckets: dict[str, TokenBucket] = field(default_factory=dict)
@@ -442,7 +470,15 @@ class NotificationSender:
             def call() -> None:
                 self.line.pnp_push(token, msg["to"], body, tag)
 
-        return self._deliver(account_id, tag, claim, route, call)
+        try:
+            return self._deliver(account_id, tag, claim, route, call)
+        except RateLimitedLater as e:
+            rounds = int(msg.get("rl") or 0)
+            if self.queue is None or rounds >= MAX_RATE_LIMITED_ROUNDS:
+                raise
+            # Try again when LINE said, not sooner: the same message, due after Retry-After.
+            self.queue.send_later("notify", json.dumps({**msg, "rl": rounds + 1}), e.retry_after)
+            return "rate_limited"
 
     def _bucket(self, account_id: str) -> TokenBucket:
         if account_id not in self._buckets:
@@ -456,6 +492,13 @@ class NotificationSender:
             self._bucket(account_id).acquire()
             try:
                 call()
+            except LineRateLimited as e:  # 429: LINE accepted nothing; calling again now won't help
+                if e.monthly:  # the month's message limit (a push): final for this notification
+                    self.store.fail(account_id, tag, claim, "line_monthly_limit", 429, route)
+                    return "failed"
+                self.store.release(account_id, tag, claim, "rate_limited")
+                wait = e.retry_after if e.retry_after is not None else DEFAULT_RETRY_AFTER_S
+                raise RateLimitedLater("LINE's rate limit", min(MAX_DELAY_S, max(1, wait))) from None
             except LineRefused as e:  # 4xx: final (LINE's 422 = nobody reachable at that number)
                 self.store.fail(
                     account_id, tag, claim, n.failure_reason(e.http_status, e.message), e.http_status, route
