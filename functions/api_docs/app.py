@@ -6,13 +6,14 @@ from typing import Any
 from tsunagu.accounts.routes import router as accounts
 from tsunagu.api import api_handler, build_resolver, openapi_document
 from tsunagu.billing.routes import router as billing
+from tsunagu.campaigns.routes import router as campaigns
 from tsunagu.coupons.routes import LEAN_OPENAPI
 from tsunagu.coupons.routes import router as coupons
 from tsunagu.linking.routes import router as members
 from tsunagu.messaging.routes import router as messaging
 from tsunagu.notifications.routes import router as notifications
 
-app = build_resolver(accounts, messaging, members, notifications, coupons, billing)
+app = build_resolver(accounts, messaging, members, notifications, coupons, billing, campaigns)
 
 
 @app.get("/openapi.json")  # type: ignore[untyped-decorator]

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from tsunagu.accounts.store import DynamoAccountStore
     from tsunagu.billing.service import BillingService
     from tsunagu.billing.usage_store import DynamoUsageLedger
+    from tsunagu.campaigns.service import Audiences, Campaigns
     from tsunagu.coupons.line_coupons import LineCouponApi
     from tsunagu.coupons.service import CouponCatalog, CouponGrants, CouponPage, Redemptions
     from tsunagu.coupons.store import DynamoCouponStore
@@ -388,6 +389,35 @@ def billing_service() -> BillingService:
         channel_secrets(),
         line_client(),
         member_register(),
+    )
+
+
+@lru_cache(maxsize=1)
+def audiences() -> Audiences:
+    from tsunagu.campaigns.service import Audiences
+    from tsunagu.campaigns.store import DynamoAudienceStore
+
+    return Audiences(DynamoAudienceStore(get_settings().required("table_name")))
+
+
+@lru_cache(maxsize=1)
+def campaigns() -> Campaigns:
+    from tsunagu.campaigns.schedule_store import EventBridgeLaunchSchedules
+    from tsunagu.campaigns.service import Campaigns
+    from tsunagu.campaigns.store import DynamoCampaignStore
+    from tsunagu.infrastructure.queues import SqsEventQueues
+
+    s = get_settings()
+    return Campaigns(
+        DynamoCampaignStore(s.required("table_name")),
+        audiences(),
+        SqsEventQueues({"campaign": s.required("campaign_queue_url")}),
+        EventBridgeLaunchSchedules(s.required("campaign_queue_arn"), s.required("campaign_scheduler_role_arn")),
+        line_client(),
+        billing_service(),
+        channel_secrets(),
+        coupon_store(),
+        s.public_base_url,
     )
 
 

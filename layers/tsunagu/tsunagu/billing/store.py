@@ -172,20 +172,18 @@ class DynamoBillingStore(Repository):
                     "ExpressionAttributeValues": to_item({":r": RESERVED}),
                 }
             },
-            update_op(
-                self.table, keys.quota_month(account_id, r["month"]), "ADD reserved :minus", {":minus": -int(r["n"])}
-            ),
+            *self._give_back(account_id, r, int(r["n"])),
         ]
-        if r.get("campaign"):
-            items.append(
-                update_op(
-                    self.table,
-                    keys.campaign_cap(account_id, r["campaign"]),
-                    "ADD reserved :minus",
-                    {":minus": -int(r["n"])},
-                )
-            )
         return self._transact_once(items)
+
+    def _give_back(self, account_id: str, r: dict[str, Any], n: int) -> list[dict[str, Any]]:
+        """The updates that return ``n`` of reservation ``r`` to its month (and its campaign's cap)."""
+        month = keys.quota_month(account_id, r["month"])
+        items = [update_op(self.table, month, "ADD reserved :minus", {":minus": -n})]
+        if r.get("campaign"):
+            cap = keys.campaign_cap(account_id, r["campaign"])
+            items.append(update_op(self.table, cap, "ADD reserved :minus", {":minus": -n}))
+        return items
 
     def commit(self, account_id: str, send_id: str, kind: str, recipients: int, at_ms: int) -> bool:
         """The send went out: the reservation is kept and the usage ledger records it, once."""
@@ -199,6 +197,26 @@ class DynamoBillingStore(Repository):
         )
         ledger = ledger_items(self.table, account_id, send_id, kind, recipients, at_ms, self.shards)
         return self._transact_once([mark, *ledger])
+
+    def settle(self, account_id: str, send_id: str, used: int) -> bool:
+        """A reservation that covered many sends (a campaign's chunks, each with its own ledger
+        entry) is closed: committed, and what it reserved beyond ``used`` given back. Once."""
+        r = self._get(keys.reservation(account_id, send_id))
+        if r is None or r["state"] != RESERVED:
+            return False
+        unused = max(0, int(r["n"]) - used)
+        items: list[dict[str, Any]] = [
+            update_op(
+                self.table,
+                keys.reservation(account_id, send_id),
+                "SET #s = :c, used = :u REMOVE GSI1PK, GSI1SK",
+                {":c": COMMITTED, ":r": RESERVED, ":u": used},
+                condition="#s = :r",
+                names={"#s": "state"},
+            ),
+            *self._give_back(account_id, r, unused),
+        ]
+        return self._transact_once(items)
 
     def open_reservations(self, account_id: str, before_ms: int) -> list[str]:
         """Send ids whose reservation was made before ``before_ms`` and is still open."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypedDict
 
 from tsunagu.errors import ValidationFailed
@@ -274,3 +275,16 @@ def facts(
         "clicked": frozenset(clicked),
         "redeemed": frozenset(redeemed),
     }
+
+
+FIELD_PREFIX = "f_"  # a custom field is stored as a top-level attribute of the friend's facts item
+
+
+def fields_of(item: dict[str, Any]) -> dict[str, Any]:
+    """The custom fields of a stored facts item (numbers as int or float, not Decimal)."""
+    out: dict[str, Any] = {}
+    for k, v in item.items():
+        if k.startswith(FIELD_PREFIX):
+            number = isinstance(v, Decimal)
+            out[k[len(FIELD_PREFIX) :]] = (int(v) if v == v.to_integral_value() else float(v)) if number else v
+    return out

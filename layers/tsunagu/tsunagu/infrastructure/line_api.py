@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
+from datetime import date
 from typing import Any
 
 from tsunagu.errors import LineApiError, LineRefused
@@ -75,6 +77,15 @@ class LineClient:
     def quota_consumption(self, access_token: str) -> int:
         """Billable messages LINE counted this month (``GET /v2/bot/message/quota/consumption``)."""
         return int(self._get("/v2/bot/message/quota/consumption", access_token)["totalUsage"])
+
+    def unit_insight(self, access_token: str, unit: str, first: date, last: date) -> dict[str, Any]:
+        """LINE's per-unit statistics (``GET /v2/bot/insight/message/event/aggregation``) of
+        messages sent with ``customAggregationUnits: [unit]``, JST dates ``first``..``last``
+        (at most 30 days apart). LINE answers null for fewer than 20 users; kept as None."""
+        q = urllib.parse.urlencode(
+            {"customAggregationUnit": unit, "from": first.strftime("%Y%m%d"), "to": last.strftime("%Y%m%d")}
+        )
+        return dict(self._get(f"/v2/bot/insight/message/event/aggregation?{q}", access_token))
 
     def _get(self, path: str, token: str) -> Any:
         req = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
