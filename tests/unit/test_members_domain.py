@@ -114,3 +114,20 @@ def test_import_batches_hold_at_most_1000_members_and_100_passwords():
     plain = [{"member_number": str(1000 + i)} for i in range(2_500)]
     assert batches(plain) == [(0, 1000), (1000, 2000), (2000, 2500)]
     assert batches([]) == []
+
+
+def test_register_keeps_segment_attributes_and_an_age_band_never_the_birth_date() -> None:
+    from datetime import date
+
+    from tsunagu.linking.domain import age_band
+    from tsunagu.linking.members import MemberIn, to_record
+
+    assert age_band("19710401", date(2026, 3, 31)) == "50s"  # 54 the day before the birthday
+    assert age_band("19760401", date(2026, 4, 1)) == "50s"  # 50 on the day
+    assert age_band("20100101", date(2026, 1, 1)) == "under_20"
+    assert age_band("19500101", date(2026, 1, 1)) == "70_plus"
+    rec = to_record(
+        MemberIn(member_number="1234", birth_date="19860515", store=" S01 ", prefecture="鹿児島県"), b"k" * 32
+    )
+    assert (rec.store, rec.prefecture, rec.plan) == ("S01", "鹿児島県", None)
+    assert rec.age_band in ("30s", "40s") and "19860515" not in repr(rec)

@@ -85,7 +85,7 @@ class ScheduleIn(BaseModel):
     at: datetime | None = Field(default=None, description="ISO 8601 with an offset; omitted: send now")
 
 
-class ForecastIn(BaseModel):
+class CampaignForecastIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     day: date | None = Field(default=None, description="JST date whose plan prices it; default today")
@@ -206,7 +206,7 @@ def get_campaign(account_id: AccountId, campaign_id: CampaignId) -> dict[str, An
 
 @router.post("/accounts/<account_id>/campaigns/<campaign_id>/forecast")  # type: ignore[untyped-decorator]
 def forecast_campaign(
-    account_id: AccountId, campaign_id: CampaignId, req: Annotated[ForecastIn, Body()]
+    account_id: AccountId, campaign_id: CampaignId, req: Annotated[CampaignForecastIn, Body()]
 ) -> dict[str, Any]:
     """Recipients per group if it were sent now, the cost and the quota effect (billing's forecast)."""
     authenticated(router, account_id)
