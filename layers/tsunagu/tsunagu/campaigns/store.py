@@ -184,7 +184,7 @@ class DynamoCampaignStore(Repository):
     def create(self, account_id: str, campaign_id: str, created_ms: int, doc: dict[str, Any]) -> bool:
         item = {
             **keys.campaign(account_id, campaign_id, created_ms),
-            "entity": "campaign",
+            "entity": "campaign_record",  # "campaign" is billing's cap item in the same partition
             "campaign_id": campaign_id,
             "created_ms": created_ms,
             **doc,
