@@ -320,6 +320,8 @@ class LineSandbox:
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         mine = self.state.audiences.setdefault(ch.channel_id, {})
         kind = path.rsplit("/", 1)[1]
+        if kind == "upload" and len(doc.get("audiences") or []) > 10_000:  # manage-audience.yml maxItems
+            return _err(400, "The request body has 1 error(s)", {"details": [{"message": "audiences: max 10000"}]})
         if method == "PUT" and kind == "upload":
             with self.state.lock:
                 group = mine.get(str(doc.get("audienceGroupId")))
@@ -557,6 +559,16 @@ class LineSandbox:
                 k = (ch.channel_id, str(unit))
                 self.state.unit_recipients[k] = self.state.unit_recipients.get(k, 0) + recipients
             if kind == "narrowcast":
+                recipient = doc.get("recipient") or {}
+                if recipient.get("type") == "audience":
+                    group = self.state.audiences.get(ch.channel_id, {}).get(str(recipient.get("audienceGroupId")))
+                    if group is None:
+                        return _err(400, "The audience group does not exist")
+                    reach = int(group["audienceCount"])
+                    limit = int((doc.get("limit") or {}).get("max") or reach)
+                    for unit in doc.get("customAggregationUnits") or []:
+                        k = (ch.channel_id, str(unit))
+                        self.state.unit_recipients[k] = self.state.unit_recipients.get(k, 0) + min(reach, limit)
                 self.state.narrowcasts[request_id] = {
                     "phase": "succeeded",
                     "successCount": int((doc.get("limit") or {}).get("max") or 0),

@@ -36,6 +36,8 @@ class FakeLine:
         self.keys: set[str] = set()
         self.fail: list[Exception] = []
         self.insight: dict[str, dict[str, Any]] = {}
+        self.audiences: list[list[str]] = []
+        self.fail_on: str | None = None
 
     def send(self, token: str, kind: str, body: dict[str, Any], retry_key: str) -> str:
         self.calls.append((kind, body, retry_key))
@@ -45,6 +47,27 @@ class FakeLine:
             return "accepted-before"
         self.keys.add(retry_key)
         return "sent"
+
+    def create_audience(self, token: str, description: str, user_ids: list[str]) -> int:
+        self.calls.append(("audience_create", {"audiences": list(user_ids)}, ""))
+        if self.fail_on == "audience_create":
+            self.fail_on = None
+            raise LineApiError(503, "busy")
+        self.audiences.append(list(user_ids))
+        return len(self.audiences) - 1
+
+    def add_to_audience(self, token: str, group_id: int, user_ids: list[str]) -> None:
+        self.calls.append(("audience_add", {"audiences": list(user_ids)}, ""))
+        if self.fail_on == "audience_add":
+            self.fail_on = None
+            raise LineApiError(503, "busy")
+        self.audiences[group_id] += user_ids
+
+    def narrowcast(self, token: str, body: dict[str, Any], retry_key: str) -> str | None:
+        return None if self.send(token, "narrowcast", body, retry_key) == "accepted-before" else "req-1"
+
+    def narrowcast_progress(self, token: str, request_id: str) -> dict[str, Any]:
+        return {"phase": "succeeded", "successCount": 1}
 
     def unit_insight(self, token: str, unit: str, first: date, last: date) -> dict[str, Any]:
         return self.insight.get(unit, {"overview": {"uniqueImpression": None, "uniqueClick": None}})
@@ -87,6 +110,32 @@ def friends(aid: str, n: int, blocked: set[int] = frozenset(), linked_store: dic
         ddb.put_item(TableName=get_settings().table_name, Item=to_item(item))
     if members:
         wiring.member_register().put(aid, members)
+
+
+def bulk_friends(aid: str, n: int) -> None:
+    """``n`` friends written in batches (the items and counter the friendship worker writes)."""
+    ddb = boto3.client("dynamodb")
+    table = get_settings().table_name
+    since = int(datetime.now(UTC).timestamp() * 1000) - 40 * 86_400_000
+    items = [
+        {
+            **keys.friend(aid, uid(i)),
+            "entity": "friend",
+            "user_id": uid(i),
+            "state": "friend",
+            "since_ms": since,
+            "last_event_ms": since,
+        }
+        for i in range(n)
+    ]
+    for i in range(0, n, 25):
+        ddb.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": to_item(it)}} for it in items[i : i + 25]]})
+    ddb.update_item(
+        TableName=table,
+        Key=to_item(keys.friend_counts(aid)),
+        UpdateExpression="ADD friends :f SET entity = :e",
+        ExpressionAttributeValues=to_item({":f": n, ":e": "friend_counts"}),
+    )
 
 
 def queue_messages() -> list[dict[str, Any]]:
@@ -422,3 +471,38 @@ def test_a_chunk_held_by_another_worker_is_not_sent_twice_and_a_dead_workers_lea
     keys_sent = Counter(k for _, _, k in line.calls)
     assert keys_sent == Counter({c.store.chunk(aid, cid, i)["retry_key"]: 1 for i in range(2)})
     assert c.view(aid, cid)["state"] == "sent"
+
+
+def test_a_variant_above_the_threshold_goes_out_as_one_narrowcast_to_an_uploaded_audience(api, line):
+    aid, auth = account(api)
+    bulk_friends(aid, 9_000)
+    c = wiring.campaigns()
+    c.narrowcast_above = 6_000
+    body = {
+        "name": "big",
+        "rule": {"blocked": False},
+        "variants": [{"name": "A", "ratio": 80, "messages": TEXT}, {"name": "B", "ratio": 20, "messages": TEXT}],
+    }
+    cid = api.call("POST", f"/accounts/{aid}/campaigns", body, auth)[1]["campaign_id"]
+    api.call("POST", f"/accounts/{aid}/campaigns/{cid}/schedule", {}, auth)
+    run(queue_messages())
+    chunks = queue_messages()
+    view = c.view(aid, cid)
+    a, b = view["snapshot"]["groups"]["A"], view["snapshot"]["groups"]["B"]
+    assert a > 6_000 > b and len(chunks) == 1 + -(-b // 500)  # A: one narrowcast; B: multicasts
+    line.fail_on = "audience_add"  # the second part's upload gets no answer
+    with pytest.raises(LineApiError):
+        run(chunks[:1])
+    run(chunks + chunks)  # redelivered: resumes from the part it reached
+    narrow = [(k, body_, key) for k, body_, key in line.calls if k == "narrowcast"]
+    assert len(narrow) == 1  # one narrowcast, however often the message came
+    creates = [k for k, _, _ in line.calls if k == "audience_create"]
+    uploaded = [u for group in line.audiences for u in group]
+    assert len(creates) == 1 and len(line.audiences) == 1 and len(set(uploaded)) == a
+    assert all(len(body_["audiences"]) <= 10_000 for k, body_, _ in line.calls if k.startswith("audience"))
+    nb = narrow[0][1]
+    assert nb["limit"] == {"max": a} and nb["recipient"] == {"type": "audience", "audienceGroupId": 0}
+    assert nb["customAggregationUnits"] == ["A"]
+    assert c.view(aid, cid)["state"] == "sent"
+    usage = wiring.billing_service().usage(aid)["by_kind"]
+    assert usage == {"narrowcast_messages": a, "multicast_messages": b}

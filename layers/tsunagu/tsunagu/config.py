@@ -60,6 +60,9 @@ class Settings:
     campaign_queue_url: str = ""
     campaign_queue_arn: str = ""
     campaign_scheduler_role_arn: str = ""
+    # A campaign variant of more recipients than this is sent as one narrowcast to an uploaded
+    # audience instead of multicasts of 500.
+    campaign_narrowcast_above: int = 5_000
 
     def required(self, field: str) -> str:
         """The value of a setting without a usable default (a table, a queue, a secret id)."""
@@ -98,6 +101,7 @@ class Settings:
             campaign_queue_url=e.get("CAMPAIGN_QUEUE_URL", ""),
             campaign_queue_arn=e.get("CAMPAIGN_QUEUE_ARN", ""),
             campaign_scheduler_role_arn=e.get("CAMPAIGN_SCHEDULER_ROLE_ARN", ""),
+            campaign_narrowcast_above=int(e.get("CAMPAIGN_NARROWCAST_ABOVE", "5000")),
         )
 
 

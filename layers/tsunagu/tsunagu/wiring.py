@@ -418,6 +418,7 @@ def campaigns() -> Campaigns:
         channel_secrets(),
         coupon_store(),
         s.public_base_url,
+        s.campaign_narrowcast_above,
     )
 
 

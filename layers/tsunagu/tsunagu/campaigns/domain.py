@@ -14,7 +14,7 @@ import hashlib
 import math
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -153,12 +153,22 @@ def capped(campaign_id: str, treated: list[str], cap: int | None) -> list[str]:
     return sorted(treated, key=lambda u: hashlib.sha256(f"cap\x00{campaign_id}\x00{u}".encode()).digest())[:cap]
 
 
+# A variant above the threshold goes out as one narrowcast to an uploaded audience: its users are
+# stored in parts of at most 5,000 (LINE takes 10,000 per upload request; 5,000 ids keep one item
+# well under DynamoDB's 400 KB).
+AUDIENCE_PART_MAX = 5_000
+MULTICAST, NARROWCAST, AUDIENCE_PART = "multicast", "narrowcast", "audience_part"
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
     index: int
     variant: str
     user_ids: tuple[str, ...]
     retry_key: str
+    mode: str = MULTICAST
+    parts: tuple[int, ...] = ()  # a narrowcast's audience parts (their chunk indexes)
+    recipients: int = 0  # a narrowcast's limit.max: the variant's size
 
 
 def retry_key(account_id: str, campaign_id: str, index: int) -> str:
@@ -174,13 +184,14 @@ def reservation_id(account_id: str, campaign_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    chunks: list[Chunk]
+    chunks: list[Chunk]  # what is sent: one queue message each (indexes 0..n-1)
     groups: dict[str, int]  # recipients per variant, and the hold-out's size
     capped_out: int
+    parts: list[Chunk] = field(default_factory=list)  # audience parts of the narrowcasts
 
     @property
     def recipients(self) -> int:
-        return sum(len(c.user_ids) for c in self.chunks)
+        return sum(c.recipients if c.mode == NARROWCAST else len(c.user_ids) for c in self.chunks)
 
 
 def snapshot(
@@ -190,8 +201,10 @@ def snapshot(
     variants: list[Variant],
     holdout_percent: int,
     cap: int | None,
+    narrowcast_above: int | None = None,
 ) -> Snapshot:
-    """Fix the recipients: assign, cap, then cut each variant into chunks of <= 500."""
+    """Fix the recipients: assign, cap, then cut each variant into chunks of <= 500 - or, for a
+    variant of more than ``narrowcast_above`` users, one narrowcast to an uploaded audience."""
     by_group: dict[str, list[str]] = {v.name: [] for v in variants}
     by_group[HOLDOUT] = []
     for u in dict.fromkeys(audience):
@@ -200,15 +213,39 @@ def snapshot(
     kept = set(capped(campaign_id, treated, cap))
     chunks: list[Chunk] = []
     groups: dict[str, int] = {HOLDOUT: len(by_group[HOLDOUT])}
+    audiences: list[tuple[int, str, list[str]]] = []  # (chunk position, variant, ids)
     for v in variants:
         ids = [u for u in by_group[v.name] if u in kept]
         groups[v.name] = len(ids)
+        if narrowcast_above is not None and len(ids) > narrowcast_above:
+            audiences.append((len(chunks), v.name, ids))
+            chunks.append(Chunk(len(chunks), v.name, (), "", NARROWCAST, (), len(ids)))
+            continue
         for start in range(0, len(ids), MULTICAST_MAX):
             i = len(chunks)
             chunks.append(
                 Chunk(i, v.name, tuple(ids[start : start + MULTICAST_MAX]), retry_key(account_id, campaign_id, i))
             )
-    return Snapshot(chunks, groups, len(treated) - len(kept))
+    parts: list[Chunk] = []
+    for pos, name, ids in audiences:
+        first = len(chunks) + len(parts)
+        for start in range(0, len(ids), AUDIENCE_PART_MAX):
+            i = len(chunks) + len(parts)
+            parts.append(Chunk(i, name, tuple(ids[start : start + AUDIENCE_PART_MAX]), "", AUDIENCE_PART))
+        indexes = tuple(range(first, len(chunks) + len(parts)))
+        chunks[pos] = Chunk(pos, name, (), retry_key(account_id, campaign_id, pos), NARROWCAST, indexes, len(ids))
+    return Snapshot(chunks, groups, len(treated) - len(kept), parts)
+
+
+def narrowcast_body(chunk: Chunk, variant: Variant, audience_group_id: int) -> dict[str, Any]:
+    """LINE's narrowcast to the variant's uploaded audience, limited to its size (billing
+    reserves the target reach: line-platform.md 2.2)."""
+    return {
+        "messages": list(variant.messages),
+        "recipient": {"type": "audience", "audienceGroupId": audience_group_id},
+        "limit": {"max": chunk.recipients},
+        "customAggregationUnits": [variant.unit],
+    }
 
 
 def multicast_body(chunk: Chunk, variant: Variant) -> dict[str, Any]:

@@ -205,9 +205,12 @@ def _variants(c: dict[str, Any]) -> list[d.Variant]:
     return [d.Variant(v["name"], int(v["ratio"]), tuple(v["messages"])) for v in json.loads(c["variants"])]
 
 
-def _snapshot_of(account_id: str, campaign_id: str, c: dict[str, Any], audience: list[str]) -> d.Snapshot:
+def _snapshot_of(
+    account_id: str, campaign_id: str, c: dict[str, Any], audience: list[str], narrowcast_above: int
+) -> d.Snapshot:
     cap = int(c["cap"]) if c.get("cap") is not None else None
-    return d.snapshot(account_id, campaign_id, audience, _variants(c), int(c.get("holdout_percent", 0)), cap)
+    hold = int(c.get("holdout_percent", 0))
+    return d.snapshot(account_id, campaign_id, audience, _variants(c), hold, cap, narrowcast_above)
 
 
 def _walk_links(node: Any, replace: Callable[[str], str]) -> Any:
@@ -236,6 +239,8 @@ class Campaigns:
     tokens: AccessTokens
     redemptions: Redemptions | None = None
     public_base_url: str = ""
+    # A variant of more users than this goes out as one narrowcast to an uploaded audience.
+    narrowcast_above: int = 5_000
     now_ms: Callable[[], int] = field(default=_now_ms)
 
     # ------------------------------------------------------------------ drafts
@@ -336,7 +341,7 @@ class Campaigns:
         the plan in force on ``day``."""
         c = self._get(account_id, campaign_id)
         audience = self.audiences.recipients(account_id, self._rule(account_id, c))
-        snap = _snapshot_of(account_id, campaign_id, c, audience)
+        snap = _snapshot_of(account_id, campaign_id, c, audience, self.narrowcast_above)
         left = self.metering.left_this_month(account_id)
         return {
             "audience": len(audience),
@@ -433,10 +438,10 @@ class Campaigns:
             audience = self.audiences.recipients(account_id, self._rule(account_id, c))
         except DomainError as e:  # the segment or a tag it names was removed since the draft
             return self._fail(account_id, campaign_id, e.code)
-        snap = _snapshot_of(account_id, campaign_id, c, audience)
+        snap = _snapshot_of(account_id, campaign_id, c, audience, self.narrowcast_above)
         if snap.recipients == 0:
             return self._fail(account_id, campaign_id, "empty_audience")
-        self.store.put_chunks(account_id, campaign_id, snap.chunks)
+        self.store.put_chunks(account_id, campaign_id, snap.chunks + snap.parts)
         try:
             self.metering.reserve_many(
                 account_id, d.reservation_id(account_id, campaign_id), snap.recipients, campaign_id
@@ -477,21 +482,48 @@ class Campaigns:
             raise ChunkBusy("another worker is sending this chunk")
         token = self.tokens.access_token(account_id)
         variant = next(v for v in _variants(c) if v.name == chunk["variant"])
-        ch = d.Chunk(index, chunk["variant"], tuple(chunk["user_ids"]), chunk["retry_key"])
         outcome = "sent"
+        request_id = None
         try:
             if not token:
                 raise LineRefused(401, "no channel access token stored")
-            self.line.send(token, "multicast", d.multicast_body(ch, variant), chunk["retry_key"])
+            if chunk.get("mode") == d.NARROWCAST:
+                request_id = self._narrowcast(account_id, campaign_id, chunk, variant, token)
+            else:
+                ch = d.Chunk(index, chunk["variant"], tuple(chunk["user_ids"]), chunk["retry_key"])
+                self.line.send(token, "multicast", d.multicast_body(ch, variant), chunk["retry_key"])
         except LineRefused as e:
             logger.warning("LINE refused a campaign chunk", extra={"campaign_id": campaign_id, "status": e.http_status})
             outcome = "failed"
         except LineApiError:
             self.store.drop_lease(account_id, campaign_id, index)
             raise  # SQS delivers it again; the same retry key keeps LINE from sending twice
-        self.store.finish_chunk(account_id, campaign_id, chunk, outcome, self.now_ms())
+        self.store.finish_chunk(account_id, campaign_id, chunk, outcome, self.now_ms(), request_id)
         self._maybe_finish(account_id, campaign_id)
         return outcome
+
+    def _narrowcast(
+        self, account_id: str, campaign_id: str, chunk: dict[str, Any], variant: d.Variant, token: str
+    ) -> str | None:
+        """Upload the variant's users as an audience (part by part, remembered, so a redelivery
+        resumes; adding an id twice changes nothing), then one narrowcast with the retry key."""
+        index = int(chunk["index"])
+        parts = [int(p) for p in chunk.get("parts") or []]
+        group = chunk.get("audience_group_id")
+        done = int(chunk.get("parts_uploaded", 0))
+        for k in range(done, len(parts)):
+            ids = list((self.store.chunk(account_id, campaign_id, parts[k]) or {}).get("user_ids", []))
+            if group is None:
+                group = self.line.create_audience(token, f"tsunagu {campaign_id} {variant.name}", ids)
+            else:
+                self.line.add_to_audience(token, int(group), ids)
+            self.store.note_chunk(
+                account_id, campaign_id, index, {"audience_group_id": int(group), "parts_uploaded": k + 1}
+            )
+        if group is None:
+            raise LineRefused(400, "the narrowcast has no audience")
+        ch = d.Chunk(index, variant.name, (), chunk["retry_key"], d.NARROWCAST, tuple(parts), int(chunk["recipients"]))
+        return self.line.narrowcast(token, d.narrowcast_body(ch, variant, int(group)), chunk["retry_key"])
 
     def _maybe_finish(self, account_id: str, campaign_id: str) -> None:
         c = self._get(account_id, campaign_id)
@@ -526,9 +558,13 @@ class Campaigns:
         first = datetime.fromtimestamp(int(c["launched_ms"]) / 1000, UTC).astimezone(JST).date()
         last = min(first + timedelta(days=29), datetime.now(UTC).astimezone(JST).date())
         units = {v.name: self.line.unit_insight(token, v.unit, first, max(first, last)) for v in _variants(c)}
-        doc = {"fetched_ms": self.now_ms(), "units": json.dumps(units)}
+        progress = {
+            n["variant"]: self.line.narrowcast_progress(token, n["request_id"])
+            for n in self.store.sent_narrowcasts(account_id, campaign_id)
+        }
+        doc = {"fetched_ms": self.now_ms(), "units": json.dumps(units), "narrowcasts": json.dumps(progress)}
         self.store.put_insight(account_id, campaign_id, doc)
-        return {"campaign_id": campaign_id, "units": units}
+        return {"campaign_id": campaign_id, "units": units, "narrowcasts": progress}
 
     def report(self, account_id: str, campaign_id: str) -> dict[str, Any]:
         c = self._get(account_id, campaign_id)
@@ -595,6 +631,7 @@ class Campaigns:
             "test": "two-proportion z-test, two-sided, pooled standard error; a winner needs p < 0.05",
             "winner": winner,
             "line_statistics_note": "LINE answers null for fewer than 20 users; nulls are shown as null",
+            "narrowcasts": json.loads(insight.get("narrowcasts") or "{}") if insight else {},
             "conversion": {"coupon_id": c.get("coupon_id"), "window_days": CONVERSION_DAYS}
             if c.get("coupon_id")
             else None,

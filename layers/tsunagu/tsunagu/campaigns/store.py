@@ -242,7 +242,10 @@ class DynamoCampaignStore(Repository):
                 "index": c.index,
                 "variant": c.variant,
                 "user_ids": list(c.user_ids),
-                "retry_key": c.retry_key,
+                "retry_key": c.retry_key or None,
+                "mode": c.mode,
+                "parts": list(c.parts) or None,
+                "recipients": c.recipients or len(c.user_ids),
                 "state": "pending",
                 "lease_ms": 0,
             }
@@ -283,6 +286,31 @@ class DynamoCampaignStore(Repository):
             raise
         return True
 
+    def note_chunk(self, account_id: str, campaign_id: str, index: int, values: dict[str, Any]) -> None:
+        """Remember a narrowcast's progress (its audience id, parts uploaded, request id)."""
+        names = {f"#k{i}": k for i, k in enumerate(values)}
+        self.db.update_item(
+            TableName=self.table,
+            Key=to_item(keys.campaign_chunk(account_id, campaign_id, index)),
+            UpdateExpression="SET " + ", ".join(f"#k{i} = :v{i}" for i in range(len(values))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item({f":v{i}": v for i, v in enumerate(values.values())}),
+        )
+
+    def sent_narrowcasts(self, account_id: str, campaign_id: str) -> list[dict[str, Any]]:
+        rows = self._query_pages(
+            {
+                "TableName": self.table,
+                "KeyConditionExpression": "PK = :pk AND begins_with(SK, :p)",
+                "ExpressionAttributeValues": to_item(
+                    {":pk": keys.campaign_partition(account_id, campaign_id), ":p": keys.CHUNK_SK_PREFIX}
+                ),
+                "ProjectionExpression": "#i, variant, #m, request_id",
+                "ExpressionAttributeNames": {"#i": "index", "#m": "mode"},
+            }
+        )
+        return [r for r in rows if r.get("mode") == "narrowcast" and r.get("request_id")]
+
     def drop_lease(self, account_id: str, campaign_id: str, index: int) -> None:
         """LINE did not answer: let the next delivery claim the chunk at once."""
         self.db.update_item(
@@ -306,7 +334,8 @@ class DynamoCampaignStore(Repository):
         """``sent``: the chunk, its usage-ledger entry (kind multicast, send id = its retry key)
         and the campaign's counters in one transaction; ``failed``: the chunk and the counters.
         False when it was finished before."""
-        n = len(chunk["user_ids"])
+        n = int(chunk.get("recipients") or len(chunk["user_ids"]))
+        kind = "narrowcast" if chunk.get("mode") == "narrowcast" else "multicast"
         variant = chunk["variant"]
         mark = update_op(
             self.table,
@@ -325,7 +354,7 @@ class DynamoCampaignStore(Repository):
         )
         items = [mark, counters]
         if outcome == "sent":
-            items += ledger_items(self.table, account_id, chunk["retry_key"], "multicast", n, at_ms)
+            items += ledger_items(self.table, account_id, chunk["retry_key"], kind, n, at_ms)
         return self._transact_once(items)
 
     # ------------------------------------------------------------------ tracked links and insight
