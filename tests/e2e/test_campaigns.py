@@ -132,3 +132,35 @@ def test_workers_racing_on_one_chunk_make_one_line_call(
     calls = multicasts(local_stack, token)
     assert len(calls) == 1 and calls[0]["status"] == 200, (outcomes, calls)
     assert request("GET", f"{api}/accounts/{aid}/campaigns/{cid}", headers=auth).json["state"] == "sent"
+
+
+def test_a_variant_above_5000_goes_to_line_as_an_audience_upload_and_one_narrowcast(local_stack: RunningStack) -> None:
+    api, sb = local_stack.api, local_stack.sandbox
+    aid, auth, token = account_with_friends(local_stack, 5_600)
+    body = {
+        "name": "big",
+        "rule": {"blocked": False},
+        "variants": [{"name": "big_A", "ratio": 100, "messages": TEXT}],
+        "holdout_percent": 5,
+    }
+    cid = request("POST", f"{api}/accounts/{aid}/campaigns", body, headers=auth).json["campaign_id"]
+    r = request("POST", f"{api}/accounts/{aid}/campaigns/{cid}/schedule", {}, headers=auth)
+    assert r.status == 202, r.text
+    local_stack.drain(180)
+    view = request("GET", f"{api}/accounts/{aid}/campaigns/{cid}", headers=auth).json
+    n = view["snapshot"]["groups"]["big_A"]
+    assert view["state"] == "sent" and n > 5_000, view
+    calls = request("GET", f"{sb}/_sandbox/calls").json["calls"]
+    mine = [c for c in calls if c["headers"].get("authorization") == f"Bearer {token}"]
+    uploads = [c for c in mine if c["path"] == "/v2/bot/audienceGroup/upload"]
+    assert [(c["method"], c["status"]) for c in uploads] == [("POST", 202), ("PUT", 202)]
+    assert sum(len(c["body"]["audiences"]) for c in uploads) == n
+    narrow = [c for c in mine if c["path"] == "/v2/bot/message/narrowcast"]
+    assert len(narrow) == 1 and narrow[0]["status"] == 202
+    assert narrow[0]["body"]["limit"] == {"max": n} and narrow[0]["body"]["customAggregationUnits"] == ["big_A"]
+    assert narrow[0]["headers"]["x-line-retry-key"]
+    assert not [c for c in mine if c["path"] == "/v2/bot/message/multicast"]
+    usage = request("GET", f"{api}/accounts/{aid}/usage", headers=auth).json
+    assert usage["by_kind"] == {"narrowcast_messages": n}
+    out = request("POST", f"{api}/accounts/{aid}/campaigns/{cid}/insight", headers=auth).json
+    assert out["narrowcasts"]["big_A"]["phase"] == "succeeded"
