@@ -134,12 +134,10 @@ def run(n: int, rounds: int, ports: Any) -> None:
         by_path: dict[str, int] = {}
         for c in calls:
             by_path[c["path"]] = by_path.get(c["path"], 0) + 1
-        print(
-            f"\n== {label}: state {view['state']}, {sent:,} recipients, hold-out {view['snapshot']['groups']['holdout']:,}"
-        )
-        print(
-            f"API accepts the send: {accept * 1000:.0f} ms (baseline GET campaign median {statistics.median(reads) * 1000:.0f} ms)"
-        )
+        hold = view["snapshot"]["groups"]["holdout"]
+        print(f"\n== {label}: state {view['state']}, {sent:,} recipients, hold-out {hold:,}")
+        base = statistics.median(reads) * 1000
+        print(f"API accepts the send: {accept * 1000:.0f} ms (baseline GET campaign median {base:.0f} ms)")
         print(f"queue messages worked: {worked}, in {took:.1f} s in one process")
         print(f"LINE calls: {sum(by_path.values())} {by_path}")
         print(f"DynamoDB requests: {ddb_calls[0]:,} ({ddb_calls[0] / max(1, sent):.4f} per recipient)")
