@@ -506,3 +506,35 @@ def test_a_variant_above_the_threshold_goes_out_as_one_narrowcast_to_an_uploaded
     assert c.view(aid, cid)["state"] == "sent"
     usage = wiring.billing_service().usage(aid)["by_kind"]
     assert usage == {"narrowcast_messages": a, "multicast_messages": b}
+
+
+def test_keyword_and_postback_rules_tag_the_friend_and_a_segment_sees_it(api, line):
+    aid, auth = account(api)
+    friends(aid, 3)
+    for tag in ("coupon_fan", "quiet"):
+        api.call("PUT", f"/accounts/{aid}/tags/{tag}", None, auth)
+    rules = {
+        "rules": [
+            {"on": "keyword", "match": "クーポン", "add": ["coupon_fan"]},
+            {"on": "postback", "match": "action=mute", "add": ["quiet"], "remove": ["coupon_fan"]},
+        ]
+    }
+    assert api.call("PUT", f"/accounts/{aid}/tag-rules", rules, auth)[0] == 200
+    bad = {"rules": [{"on": "keyword", "match": "x", "add": ["nope"]}]}
+    assert api.call("PUT", f"/accounts/{aid}/tag-rules", bad, auth)[1]["error"]["code"] == "unknown_tag"
+    assert len(api.call("GET", f"/accounts/{aid}/tag-rules", None, auth)[1]["rules"]) == 2
+    svc = wiring.message_service()
+    src = {"type": "user", "userId": uid(0)}
+    text = {
+        "type": "message",
+        "source": src,
+        "message": {"type": "text", "id": "1", "text": " クーポン "},
+        "timestamp": 1,
+    }
+    svc.handle(aid, text, 0)
+    svc.handle(aid, text, 0)  # a redelivery changes nothing more
+    assert api.call("GET", f"/accounts/{aid}/audience/{uid(0)}", None, auth)[1]["tags"] == ["coupon_fan"]
+    preview = api.call("POST", f"/accounts/{aid}/segments/preview", {"rule": {"tag": "coupon_fan"}}, auth)[1]
+    assert (preview["count"], preview["sample"]) == (1, [uid(0)])
+    svc.handle(aid, {"type": "postback", "source": src, "postback": {"data": "action=mute"}, "timestamp": 2}, 0)
+    assert api.call("GET", f"/accounts/{aid}/audience/{uid(0)}", None, auth)[1]["tags"] == ["quiet"]

@@ -358,6 +358,11 @@ def audience_definitions(account_id: str) -> dict[str, str]:
     return {"PK": f"ACCOUNT#{account_id}", "SK": "AUDIENCE#DEFS"}
 
 
+def tag_rules(account_id: str) -> dict[str, str]:
+    """The account's automatic tagging rules (a keyword typed or a postback adds / removes tags)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": "AUDIENCE#TAGRULES"}
+
+
 def audience_partition(account_id: str) -> str:
     return f"ACCOUNT#{account_id}#AUDIENCE"
 

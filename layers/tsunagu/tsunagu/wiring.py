@@ -149,7 +149,7 @@ def reply_service() -> ReplyService:
 def message_service() -> MessageService:
     from tsunagu.messaging.inbound_service import MessageService
 
-    return MessageService(account_store(), chat_archive(), reply_service(), linking_service())
+    return MessageService(account_store(), chat_archive(), reply_service(), linking_service(), audiences())
 
 
 @lru_cache(maxsize=1)

@@ -38,6 +38,21 @@ class TaggingIn(BaseModel):
     remove: list[Name] = Field(default_factory=list, max_length=20)
 
 
+class TagRuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    on: Literal["keyword", "postback"]
+    match: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    add: list[Name] = Field(default_factory=list, max_length=20)
+    remove: list[Name] = Field(default_factory=list, max_length=20)
+
+
+class TagRulesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[TagRuleIn] = Field(max_length=100)
+
+
 class FactsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -136,6 +151,19 @@ def tag_friends_csv(account_id: AccountId) -> Any:
     except UnicodeDecodeError:
         return error_response(422, "csv_format", "the CSV must be UTF-8 text")
     return wiring.audiences().tag_csv(account_id, text)
+
+
+@router.put("/accounts/<account_id>/tag-rules")  # type: ignore[untyped-decorator]
+def put_tag_rules(account_id: AccountId, req: Annotated[TagRulesIn, Body()]) -> dict[str, Any]:
+    """Automatic tags: a keyword typed in the chat or a postback (rich menu) adds / removes tags."""
+    authenticated(router, account_id)
+    return wiring.audiences().set_tag_rules(account_id, [r.model_dump() for r in req.rules])
+
+
+@router.get("/accounts/<account_id>/tag-rules")  # type: ignore[untyped-decorator]
+def get_tag_rules(account_id: AccountId) -> dict[str, Any]:
+    authenticated(router, account_id)
+    return wiring.audiences().tag_rules(account_id)
 
 
 @router.get("/accounts/<account_id>/audience/<user_id>")  # type: ignore[untyped-decorator]

@@ -137,6 +137,40 @@ class Audiences:
             "fields": fields_of(item),
         }
 
+    # ------------------------------------------------------------------ automatic tags
+    def set_tag_rules(self, account_id: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+        """Rules ``{on: keyword|postback, match, add, remove}``: a text message equal to ``match``
+        (trimmed) or a postback whose data equals it changes the friend's tags. Every tag must be
+        defined; the whole list is replaced (at most 100 rules)."""
+        known = self.store.definitions(account_id).tags
+        if len(rules) > 100:
+            raise ValidationFailed("at most 100 tag rules", code="bulk_size")
+        for r in rules:
+            unknown = sorted((set(r["add"]) | set(r["remove"])) - known)
+            if unknown:
+                raise ValidationFailed(f"unknown tag(s): {', '.join(unknown[:5])}", code="unknown_tag")
+            if not r["add"] and not r["remove"]:
+                raise ValidationFailed("a rule adds or removes at least one tag", code="no_tags")
+        self.store.put_tag_rules(account_id, rules)
+        return {"rules": rules}
+
+    def tag_rules(self, account_id: str) -> dict[str, Any]:
+        return {"rules": self.store.tag_rules(account_id)}
+
+    def on_event(self, account_id: str, user_id: str, event: dict[str, Any]) -> int:
+        """Apply the account's tag rules to one inbound event (the message worker calls this once
+        per webhook event; adding or removing a tag twice changes nothing). Returns rules applied."""
+        if event.get("type") == "postback":
+            on, value = "postback", str((event.get("postback") or {}).get("data", ""))
+        elif event.get("type") == "message" and (event.get("message") or {}).get("type") == "text":
+            on, value = "keyword", str(event["message"].get("text", "")).strip()
+        else:
+            return 0
+        rules = [r for r in self.store.tag_rules(account_id) if r.get("on") == on and r.get("match") == value]
+        for r in rules:
+            self.store.change_tags(account_id, user_id, set(r["add"]), set(r["remove"]) - set(r["add"]))
+        return len(rules)
+
     # ------------------------------------------------------------------ segments
     def compile(self, account_id: str, rule: Any) -> CompiledRule:
         return compile_rule(rule, self.store.definitions(account_id), self.now_ms())

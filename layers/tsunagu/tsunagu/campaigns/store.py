@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
@@ -60,21 +61,25 @@ class DynamoAudienceStore(Repository):
             raise
         return True
 
+    def tag_rules(self, account_id: str) -> list[dict[str, Any]]:
+        item = self._get(keys.tag_rules(account_id), consistent=False)
+        return list(json.loads(item["rules"])) if item else []
+
+    def put_tag_rules(self, account_id: str, rules: list[dict[str, Any]]) -> None:
+        item = {**keys.tag_rules(account_id), "entity": "tag_rules", "rules": json.dumps(rules, ensure_ascii=False)}
+        self.db.put_item(TableName=self.table, Item=to_item(item))
+
     # ------------------------------------------------------------------ one friend's facts
     def change_tags(self, account_id: str, user_id: str, add: set[str], remove: set[str]) -> None:
-        parts, values = [], {":e": "audience_facts", ":u": user_id}
-        if add:
-            parts.append("ADD tags :a")
-            values[":a"] = add  # type: ignore[assignment]
-        if remove:
-            parts.append("DELETE tags :r")
-            values[":r"] = remove  # type: ignore[assignment]
-        self.db.update_item(
-            TableName=self.table,
-            Key=to_item(keys.audience_facts(account_id, user_id)),
-            UpdateExpression="SET entity = :e, user_id = :u " + " ".join(parts),
-            ExpressionAttributeValues=to_item(values),
-        )
+        """DynamoDB refuses ADD and DELETE of one attribute in one expression: removals first."""
+        for op, tags in (("DELETE", remove), ("ADD", add)):
+            if tags:
+                self.db.update_item(
+                    TableName=self.table,
+                    Key=to_item(keys.audience_facts(account_id, user_id)),
+                    UpdateExpression=f"SET entity = :e, user_id = :u {op} tags :t",
+                    ExpressionAttributeValues=to_item({":e": "audience_facts", ":u": user_id, ":t": tags}),
+                )
 
     def set_fields(self, account_id: str, user_id: str, values: dict[str, Any]) -> None:
         names = {f"#f{i}": FIELD_PREFIX + k for i, k in enumerate(values)}

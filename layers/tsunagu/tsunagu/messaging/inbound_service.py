@@ -10,7 +10,7 @@ from typing import Any
 from tsunagu.accounts.ports import AccountStore
 from tsunagu.linking.service import LinkingService
 from tsunagu.messaging.chats import inbound
-from tsunagu.messaging.ports import ChatArchive
+from tsunagu.messaging.ports import ChatArchive, FriendTagger
 from tsunagu.messaging.replies import can_reply
 from tsunagu.messaging.reply_service import ReplyService
 
@@ -34,6 +34,7 @@ class MessageService:
     archive: ChatArchive
     replies: ReplyService
     linking: LinkingService | None = None
+    tagger: FriendTagger | None = None
 
     def handle(self, account_id: str, event: dict[str, Any], received_at_ms: int, origin: str = "") -> str:
         account = self.accounts.profile(account_id)
@@ -48,6 +49,8 @@ class MessageService:
         if message is not None:
             # Conditional write: a redelivered event archives nothing twice.
             self.archive.put(account_id, message, account.chat_retention_days)
+        if self.tagger is not None and source.get("type") == "user" and source.get("userId"):
+            self.tagger.on_event(account_id, source["userId"], event)  # tag rules (set ADD/DELETE: idempotent)
         command = link_command(event) if self.linking is not None else None
         if command is not None and self.linking is not None and source.get("type") == "user":
             return self._link_command(account_id, command, source["userId"], event, received_at_ms, origin)
