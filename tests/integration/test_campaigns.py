@@ -538,3 +538,18 @@ def test_keyword_and_postback_rules_tag_the_friend_and_a_segment_sees_it(api, li
     assert (preview["count"], preview["sample"]) == (1, [uid(0)])
     svc.handle(aid, {"type": "postback", "source": src, "postback": {"data": "action=mute"}, "timestamp": 2}, 0)
     assert api.call("GET", f"/accounts/{aid}/audience/{uid(0)}", None, auth)[1]["tags"] == ["quiet"]
+
+
+def test_the_daily_schedule_fetches_statistics_of_sent_campaigns_only(api, line):
+    aid, auth = account(api)
+    friends(aid, 30)
+    sent = ab_campaign(api, aid, auth, {"blocked": False}, holdout_percent=0)
+    draft = ab_campaign(api, aid, auth, {"blocked": False})
+    api.call("POST", f"/accounts/{aid}/campaigns/{sent}/schedule", {}, auth)
+    run(queue_messages())
+    run(queue_messages())
+    line.insight = {"A": {"overview": {"uniqueImpression": 21}}, "B": {"overview": {"uniqueImpression": None}}}
+    assert wiring.campaigns().fetch_recent_insights([aid]) == {"fetched": 1, "failed": 0}
+    report = wiring.campaigns().report(aid, sent)
+    assert [g["line_unique_impressions"] for g in report["groups"]] == [21, None, None]
+    assert wiring.campaigns().store.insight(aid, draft) is None

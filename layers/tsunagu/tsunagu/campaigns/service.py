@@ -18,7 +18,7 @@ import io
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -599,6 +599,24 @@ class Campaigns:
         doc = {"fetched_ms": self.now_ms(), "units": json.dumps(units), "narrowcasts": json.dumps(progress)}
         self.store.put_insight(account_id, campaign_id, doc)
         return {"campaign_id": campaign_id, "units": units, "narrowcasts": progress}
+
+    def fetch_recent_insights(self, account_ids: Iterable[str], days: int = 30) -> dict[str, Any]:
+        """The daily schedule: statistics of each campaign launched in the last ``days`` days (LINE
+        keeps per-unit figures for 30 days from a start date). One account's failure does not
+        stop the others."""
+        cut = self.now_ms() - days * 86_400_000
+        fetched, failed = 0, 0
+        for aid in account_ids:
+            for c in self.store.recent(aid, 100):
+                if c.get("state") not in (d.State.SENT, d.State.PARTIALLY_SENT) or int(c.get("launched_ms", 0)) < cut:
+                    continue
+                try:
+                    self.fetch_insight(aid, c["campaign_id"])
+                    fetched += 1
+                except DomainError:
+                    failed += 1
+                    logger.warning("campaign statistics not fetched", extra={"campaign_id": c["campaign_id"]})
+        return {"fetched": fetched, "failed": failed}
 
     def report(self, account_id: str, campaign_id: str) -> dict[str, Any]:
         c = self._get(account_id, campaign_id)
