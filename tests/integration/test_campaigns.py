@@ -553,3 +553,37 @@ def test_the_daily_schedule_fetches_statistics_of_sent_campaigns_only(api, line)
     report = wiring.campaigns().report(aid, sent)
     assert [g["line_unique_impressions"] for g in report["groups"]] == [21, None, None]
     assert wiring.campaigns().store.insight(aid, draft) is None
+
+
+def test_a_demographic_filter_sends_every_variant_as_a_filtered_narrowcast(api, line):
+    aid, auth = account(api)
+    friends(aid, 40)
+    cid = ab_campaign(api, aid, auth, {"blocked": False}, demographic={"genders": ["female"], "areas": ["jp_46"]})
+    bad = api.call(
+        "POST",
+        f"/accounts/{aid}/campaigns",
+        {
+            "name": "x",
+            "rule": {"blocked": False},
+            "variants": [{"name": "A", "ratio": 100, "messages": TEXT}],
+            "demographic": {"areas": ["jp_99"]},
+        },
+        auth,
+    )
+    assert (bad[0], bad[1]["error"]["code"]) == (422, "demographic_invalid")
+    api.call("POST", f"/accounts/{aid}/campaigns/{cid}/schedule", {}, auth)
+    run(queue_messages())
+    run(queue_messages())
+    narrow = [body for kind, body, _ in line.calls if kind == "narrowcast"]
+    assert len(narrow) == 2 and not [k for k, _, _ in line.calls if k == "multicast"]
+    assert all(
+        b["filter"]
+        == {
+            "demographic": {
+                "type": "operator",
+                "and": [{"type": "gender", "oneOf": ["female"]}, {"type": "area", "oneOf": ["jp_46"]}],
+            }
+        }
+        for b in narrow
+    )
+    assert wiring.campaigns().view(aid, cid)["state"] == "sent"

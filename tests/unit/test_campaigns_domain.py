@@ -232,3 +232,22 @@ def test_two_proportion_z_test_matches_a_worked_example() -> None:
 
 def test_figures_below_twenty_users_stay_null() -> None:
     assert d.private(5, 19) is None and d.private(5, 20) == 5 and d.private(None, 100) is None
+
+
+def test_demographic_filter_is_lines_shape_and_bad_values_are_refused() -> None:
+    assert d.demographic_filter({"genders": ["female"]}) == {"type": "gender", "oneOf": ["female"]}
+    f = d.demographic_filter({"age_gte": "age_20", "age_lt": "age_40", "areas": ["jp_46", "jp_40"]})
+    assert f == {
+        "type": "operator",
+        "and": [{"type": "age", "gte": "age_20", "lt": "age_40"}, {"type": "area", "oneOf": ["jp_40", "jp_46"]}],
+    }
+    for bad in (
+        {},
+        {"age_gte": "age_21"},
+        {"age_gte": "age_40", "age_lt": "age_20"},
+        {"areas": ["jp_48"]},
+        {"genders": ["x"]},
+    ):
+        with pytest.raises(ValidationFailed) as e:
+            d.demographic_filter(bad)
+        assert e.value.code == "demographic_invalid"

@@ -237,15 +237,48 @@ def snapshot(
     return Snapshot(chunks, groups, len(treated) - len(kept), parts)
 
 
-def narrowcast_body(chunk: Chunk, variant: Variant, audience_group_id: int) -> dict[str, Any]:
-    """LINE's narrowcast to the variant's uploaded audience, limited to its size (billing
-    reserves the target reach: line-platform.md 2.2)."""
-    return {
+# LINE's demographic filter (messaging-api.yml: AgeDemographic, GenderDemographic, AreaDemographic).
+AGES = tuple(f"age_{a}" for a in range(15, 75, 5))
+GENDERS = ("male", "female")
+JP_AREAS = tuple(f"jp_{i:02d}" for i in range(1, 48))
+
+
+def demographic_filter(spec: dict[str, Any]) -> dict[str, Any]:
+    """``{age_gte?, age_lt?, genders?, areas?}`` -> LINE's ``filter.demographic`` (an ``and`` of
+    the parts given). Refused (422 ``demographic_invalid``) when empty or out of LINE's enums."""
+    parts: list[dict[str, Any]] = []
+    gte, lt = spec.get("age_gte"), spec.get("age_lt")
+    if gte is not None or lt is not None:
+        if (gte is not None and gte not in AGES) or (lt is not None and lt not in AGES):
+            raise ValidationFailed(f"ages are one of {AGES[0]}..{AGES[-1]} in steps of 5", code="demographic_invalid")
+        if gte is not None and lt is not None and AGES.index(gte) >= AGES.index(lt):
+            raise ValidationFailed("age_gte must be below age_lt", code="demographic_invalid")
+        parts.append({"type": "age", **({"gte": gte} if gte else {}), **({"lt": lt} if lt else {})})
+    for key, kind, allowed in (("genders", "gender", GENDERS), ("areas", "area", JP_AREAS)):
+        values = spec.get(key)
+        if values:
+            if not set(values) <= set(allowed):
+                raise ValidationFailed(f"{key}: one of {', '.join(allowed[:3])}...", code="demographic_invalid")
+            parts.append({"type": kind, "oneOf": sorted(set(values))})
+    if not parts:
+        raise ValidationFailed("a demographic filter names an age, gender or area", code="demographic_invalid")
+    return parts[0] if len(parts) == 1 else {"type": "operator", "and": parts}
+
+
+def narrowcast_body(
+    chunk: Chunk, variant: Variant, audience_group_id: int, demographic: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """LINE's narrowcast to the variant's uploaded audience (and LINE's demographic filter),
+    limited to its size (billing reserves the target reach: line-platform.md 2.2)."""
+    body: dict[str, Any] = {
         "messages": list(variant.messages),
         "recipient": {"type": "audience", "audienceGroupId": audience_group_id},
         "limit": {"max": chunk.recipients},
         "customAggregationUnits": [variant.unit],
     }
+    if demographic is not None:
+        body["filter"] = {"demographic": demographic}
+    return body
 
 
 def multicast_body(chunk: Chunk, variant: Variant) -> dict[str, Any]:

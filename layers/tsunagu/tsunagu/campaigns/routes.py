@@ -77,6 +77,18 @@ class VariantIn(BaseModel):
     messages: list[dict[str, Any]] = Field(min_length=1, max_length=5)
 
 
+class DemographicIn(BaseModel):
+    """LINE's demographic filter (narrowcast): ages ``age_15`` ... ``age_70`` in steps of 5,
+    ``male`` / ``female``, prefectures ``jp_01`` ... ``jp_47``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    age_gte: str | None = None
+    age_lt: str | None = None
+    genders: list[str] | None = Field(default=None, max_length=2)
+    areas: list[str] | None = Field(default=None, max_length=47)
+
+
 class CampaignIn(BaseModel):
     """``segment_id`` or ``rule`` names the audience; ``ratio`` splits the treated recipients;
     ``holdout_percent`` of the audience receives nothing (the control group); ``cap`` limits
@@ -92,6 +104,9 @@ class CampaignIn(BaseModel):
     cap: int | None = Field(default=None, ge=1, le=100_000_000)
     coupon_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,64}$")] | None = None
     track_links: bool = False
+    demographic: DemographicIn | None = Field(
+        default=None, description="LINE's age / gender / area filter on top of the audience (sent as narrowcasts)"
+    )
 
 
 class ScheduleIn(BaseModel):

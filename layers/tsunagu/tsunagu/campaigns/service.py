@@ -288,6 +288,7 @@ class Campaigns:
         if spec.get("segment_id"):
             rule = self.audiences.segment_rule(account_id, spec["segment_id"])
         self.audiences.compile(account_id, rule)
+        demographic = d.demographic_filter(spec["demographic"]) if spec.get("demographic") else None
         cid = f"cmp_{secrets.token_hex(8)}"
         links: list[dict[str, Any]] = []
         if spec.get("track_links"):
@@ -305,6 +306,8 @@ class Campaigns:
             "cap": spec.get("cap"),
             "coupon_id": spec.get("coupon_id"),
             "links": json.dumps(links),
+            # LINE filters by age / gender / area itself: such a campaign goes out as narrowcasts.
+            "demographic": json.dumps(demographic) if demographic else None,
         }
         self.store.create(account_id, cid, self.now_ms(), doc)
         return self.view(account_id, cid)
@@ -340,6 +343,7 @@ class Campaigns:
             "holdout_percent": int(c.get("holdout_percent", 0)),
             "cap": int(c["cap"]) if c.get("cap") is not None else None,
             "coupon_id": c.get("coupon_id"),
+            "demographic": json.loads(c["demographic"]) if c.get("demographic") else None,
             "schedule_at": c.get("schedule_at"),
             "failure": c.get("failure"),
             "tracked_links": json.loads(c.get("links") or "[]"),
@@ -375,7 +379,7 @@ class Campaigns:
         the plan in force on ``day``."""
         c = self._get(account_id, campaign_id)
         audience = self.audiences.recipients(account_id, self._rule(account_id, c))
-        snap = _snapshot_of(account_id, campaign_id, c, audience, self.narrowcast_above)
+        snap = _snapshot_of(account_id, campaign_id, c, audience, 0 if c.get("demographic") else self.narrowcast_above)
         left = self.metering.left_this_month(account_id)
         return {
             "audience": len(audience),
@@ -472,7 +476,7 @@ class Campaigns:
             audience = self.audiences.recipients(account_id, self._rule(account_id, c))
         except DomainError as e:  # the segment or a tag it names was removed since the draft
             return self._fail(account_id, campaign_id, e.code)
-        snap = _snapshot_of(account_id, campaign_id, c, audience, self.narrowcast_above)
+        snap = _snapshot_of(account_id, campaign_id, c, audience, 0 if c.get("demographic") else self.narrowcast_above)
         if snap.recipients == 0:
             return self._fail(account_id, campaign_id, "empty_audience")
         self.store.put_chunks(account_id, campaign_id, snap.chunks + snap.parts)
@@ -557,7 +561,10 @@ class Campaigns:
         if group is None:
             raise LineRefused(400, "the narrowcast has no audience")
         ch = d.Chunk(index, variant.name, (), chunk["retry_key"], d.NARROWCAST, tuple(parts), int(chunk["recipients"]))
-        return self.line.narrowcast(token, d.narrowcast_body(ch, variant, int(group)), chunk["retry_key"])
+        c = self._get(account_id, campaign_id)
+        demographic = json.loads(c["demographic"]) if c.get("demographic") else None
+        body = d.narrowcast_body(ch, variant, int(group), demographic)
+        return self.line.narrowcast(token, body, chunk["retry_key"])
 
     def _maybe_finish(self, account_id: str, campaign_id: str) -> None:
         c = self._get(account_id, campaign_id)
