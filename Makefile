@@ -54,8 +54,13 @@ openapi-check: $(VENV)/.installed
 	@$(PY) -m tsunagu_local.openapi | diff -u docs/openapi.json - \
 	  || { echo "docs/openapi.json is stale: run 'make openapi'"; exit 1; }
 
+# The contract run (tests/integration/test_contract.py): examples per operation and hypothesis's
+# seed, fixed here so a failure reproduces with the same command.
+SCHEMATHESIS_EXAMPLES ?= 10
+SCHEMATHESIS_SEED ?= 20261203
+
 pytest: $(VENV)/.installed browser-deps
-	$(PY) -m pytest
+	SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) SCHEMATHESIS_SEED=$(SCHEMATHESIS_SEED) $(PY) -m pytest
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit

@@ -4,7 +4,7 @@
 from typing import Any
 
 from tsunagu import wiring
-from tsunagu.http import Request
+from tsunagu.http import Request, error_response, refuse_malformed
 from tsunagu.observability import instrumented, logger
 
 page = wiring.coupon_page_http()
@@ -14,4 +14,7 @@ page = wiring.coupon_page_http()
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     req = Request.of(event)
     logger.append_keys(account_id=req.account_id)
+    refused = refuse_malformed(req)  # the page's requests are GETs; a body, if any, must be JSON
+    if refused is not None:
+        return error_response(refused)
     return page.handle(req)

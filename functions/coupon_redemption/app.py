@@ -8,7 +8,7 @@ from typing import Any
 
 from tsunagu import wiring
 from tsunagu.errors import DomainError
-from tsunagu.http import Request, error_response, json_response
+from tsunagu.http import Request, error_response, json_response, refuse_malformed
 from tsunagu.observability import instrumented, logger, metrics
 
 redemptions = wiring.redemptions()
@@ -18,6 +18,9 @@ redemptions = wiring.redemptions()
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     req = Request.of(event)
     logger.append_keys(account_id=req.account_id)
+    refused = refuse_malformed(req)
+    if refused is not None:
+        return error_response(refused)
     try:
         redemptions.authenticate(req.headers.get("authorization"), req.account_id)
         result = redemptions.redeem(req.account_id, req.json())

@@ -186,15 +186,7 @@ def test_poison_record_ends_in_the_dlq_while_the_rest_of_the_batch_succeeds(loca
     assert r.json["state"] == "friend"
     # The redrive happens on the receive after the last failure: on a loaded machine that can land
     # just after the drain, so the DLQ is polled for a few seconds rather than read once.
-    messages: list[dict[str, Any]] = []
-    for _ in range(10):
-        dlq = sqs.receive_message(
-            QueueUrl=urls["FriendshipDLQ"], MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=1
-        )
-        messages += dlq.get("Messages", [])
-        if any(m["Body"] == "{this is not json" for m in messages):
-            break
-        local_stack.drain(timeout=10)
+    messages = poll_dlq(local_stack, urls["FriendshipDLQ"], lambda m: m["Body"] == "{this is not json")
     bodies = [m["Body"] for m in messages]
     assert "{this is not json" in bodies
     receives = [int(m["Attributes"]["ApproximateReceiveCount"]) for m in messages if m["Body"] == "{this is not json"]
@@ -281,7 +273,20 @@ def test_webhooks_are_relayed_to_downstream_tools_with_retries_then_the_dlq(loca
     assert received[0]["signature"] == sign(oa["channel"]["channelSecret"], body.encode())  # relayed as is
     sqs = local_stack.client("sqs")
     dlq = next(u for u in sqs.list_queues()["QueueUrls"] if u.endswith("ForwardDLQ"))
-    parked = [
-        json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
-    ]
+    parked = [json.loads(m["Body"]) for m in poll_dlq(local_stack, dlq, lambda m: bad_url in m["Body"])]
     assert [p["url"] for p in parked] == [bad_url]
+
+
+def poll_dlq(local_stack: Any, url: str, wanted: Any, rounds: int = 10) -> list[dict[str, Any]]:
+    """The messages on a dead-letter queue, read until one is ``wanted``. The redrive happens on the
+    receive after the last failure: on a loaded machine that can land just after a drain, so the
+    queue is polled (draining between reads) rather than read once."""
+    sqs = local_stack.client("sqs")
+    messages: list[dict[str, Any]] = []
+    for _ in range(rounds):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=1)
+        messages += got.get("Messages", [])
+        if any(wanted(m) for m in messages):
+            break
+        local_stack.drain(timeout=10)
+    return messages

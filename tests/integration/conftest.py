@@ -50,17 +50,22 @@ class Api:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
         if data:
             hdrs.setdefault("content-type", "application/json")
+        status, _, out = self.raw(method, path, hdrs, data)
+        try:
+            return status, json.loads(out) if out else None
+        except ValueError:
+            return status, out.decode()
+
+    def raw(self, method: str, path: str, headers: dict[str, str], data: bytes) -> tuple[int, dict[str, str], bytes]:
+        """One HTTP request as the HttpApi would route it: status, headers and body."""
+        hdrs = {k.lower(): v for k, v in headers.items()}
         path_only, _, query = path.partition("?")
         for r in self.routes:
             m = r.regex.match(path_only)
             if r.method == method and m:
                 event = build_v2_event(method, path_only, query, hdrs, data, r, m.groupdict(), "127.0.0.1")
-                status, _, out = to_http(r.fn.invoke(event))
-                try:
-                    return status, json.loads(out) if out else None
-                except ValueError:
-                    return status, out.decode()
-        raise AssertionError(f"no route for {method} {path}")
+                return to_http(r.fn.invoke(event))
+        return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'  # as API Gateway answers
 
 
 @pytest.fixture

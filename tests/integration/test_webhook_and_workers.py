@@ -227,7 +227,7 @@ def test_friend_list_rejects_a_non_numeric_limit(api, account):
     aid, auth = account
     status, out = api.call("GET", f"/accounts/{aid}/friends?limit=lots", headers=auth)
     assert status == 422
-    assert out["error"]["code"] == "invalid_limit"
+    assert out["error"]["code"] == "validation_failed"  # a typed query parameter (issue 15)
 
 
 def test_signed_bodies_no_queue_could_take_are_400(api, stack, account):

@@ -6,25 +6,39 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from tsunagu import wiring
 from tsunagu.errors import DomainError
-from tsunagu.http import error_body
+from tsunagu.http import APPLICATION_JSON, TEXT_CSV, Request, error_body, refuse_malformed
+from tsunagu.http import error_response as http_error_response
 from tsunagu.observability import instrumented, logger
-from tsunagu.text import json_has_lone_surrogate
 
 if TYPE_CHECKING:
     from tsunagu.accounts.domain import Account
 
+# What the API functions take as a body: JSON everywhere, CSV where a route imports a file.
+API_ACCEPTS = (APPLICATION_JSON, TEXT_CSV)
+
 AccountId = Annotated[str, Path(max_length=64)]
 UserId = Annotated[str, Path(pattern=r"^U[0-9a-f]{32}$")]
+# Query parameters that do not parse are 422 (never ignored), and the document says their types.
+After = Annotated[str | None, Query(max_length=512, description="the `next` of the previous page")]
+JstDay = Annotated[date | None, Query(description="a JST calendar day, YYYY-MM-DD")]
+
+
+def iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response[str]:
@@ -63,33 +77,15 @@ def _validation_details(errors: Any) -> list[dict[str, Any]]:
     return [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in errors]
 
 
-def _not_json(app: APIGatewayHttpResolver) -> bool:
-    """True when a body was sent with a content-type that is not JSON (a missing
-    content-type is read as JSON, as curl users expect)."""
-    event = app.current_event
-    ctype = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
-    return bool(event.body) and bool(ctype) and not ctype.endswith("json")
-
-
-def _refuse_unstorable_text(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
-    """Before any route runs: a body with a lone surrogate is refused (nothing written)."""
-    if _not_json(app):  # a CSV upload (UTF-8 or Shift_JIS) is its route's to decode
-        return next_middleware(app)
-    try:
-        body = app.current_event.decoded_body
-    except UnicodeDecodeError:  # not UTF-8, so not JSON: the route's validation answers it
-        return next_middleware(app)
-    if isinstance(body, str) and json_has_lone_surrogate(body):
-        return error_response(
-            422, "invalid_text", "the body holds a lone UTF-16 surrogate (\\ud800-\\udfff); send valid Unicode text"
-        )
-    return next_middleware(app)
+def _unsupported(accepted: tuple[str, ...] = API_ACCEPTS) -> Response[str]:
+    return error_response(
+        415, "unsupported_media_type", f"send the body as {' or '.join(accepted)}", [{"accepted": list(accepted)}]
+    )
 
 
 def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
     """A resolver for one API function: its capability's routers, one error mapping for all."""
     app = APIGatewayHttpResolver(enable_validation=True)
-    app.use(middlewares=[_refuse_unstorable_text])
     for r in routers:
         app.include_router(r)
 
@@ -99,13 +95,15 @@ def build_resolver(*routers: Router) -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid(e: RequestValidationError) -> Response[str]:
-        if _not_json(app):
-            return error_response(415, "unsupported_media_type", "send the body as application/json")
         errors = e.errors()
         body_unparseable = any(err.get("type") == "json_invalid" for err in errors)
         if body_unparseable:
             return error_response(400, "invalid_json", "request body is not valid JSON")
         return error_response(422, "validation_failed", "request failed validation", _validation_details(errors))
+
+    @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
+    def _wrong_type(_: RequestUnsupportedContentType) -> Response[str]:
+        return _unsupported((APPLICATION_JSON,))  # a CSV sent to a JSON route
 
     @app.not_found
     def _not_found(_: NotFoundError) -> Response[str]:
@@ -136,6 +134,12 @@ def api_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], 
 
     @instrumented()
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        req = Request.of(event)
+        refused = refuse_malformed(req, API_ACCEPTS)  # before any route: nothing written
+        if refused is not None:
+            return http_error_response(refused)
+        if req.body and "content-type" in req.headers:  # media types are case-insensitive; Powertools' check is not
+            event = {**event, "headers": {**req.headers, "content-type": req.media_type[0]}}
         return dict(app.resolve(event, context))
 
     return lambda_handler
@@ -198,6 +202,46 @@ def openapi_document(app: APIGatewayHttpResolver, title: str = "tsunagu", versio
     doc: dict[str, Any] = app.get_openapi_schema(title=title, version=version).model_dump(
         mode="json", by_alias=True, exclude_none=True
     )
-    doc.setdefault("paths", {}).update(EXTRA_OPENAPI["paths"])
-    doc.setdefault("components", {}).setdefault("schemas", {}).update(EXTRA_OPENAPI["schemas"])
+    for path, item in doc.setdefault("paths", {}).items():
+        for method, op in item.items():
+            _document_shared_errors(path, method, op)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):  # every 422 is the shared Error body
+        schemas.pop(unused, None)
+    doc["paths"].update(EXTRA_OPENAPI["paths"])
+    schemas.update(EXTRA_OPENAPI["schemas"])
     return doc
+
+
+# The answers every route shares, by what the route has: a body, a key to check, path parameters.
+# A route's own refusals (409, 403, 502 …) are declared on its decorator with ``errors(…)``.
+def _document_shared_errors(path: str, method: str, op: dict[str, Any]) -> None:
+    responses: dict[str, Any] = op.setdefault("responses", {})
+    found: dict[str, str] = {}
+    if "requestBody" in op:
+        found["400"] = "not JSON, not UTF-8, or nested too deeply (invalid_json, invalid_encoding)"
+        found["415"] = "a body in a media type this route does not take (unsupported_media_type)"
+    if "requestBody" in op or op.get("parameters"):
+        found["422"] = "failed validation (validation_failed, number_too_large, invalid_text, or the route's own code)"
+    if path.startswith("/accounts"):
+        found["401"] = "missing or wrong API key (unauthorized)"
+    if path.startswith("/accounts/{"):
+        found["404"] = "the account is not the key's, or the named item does not exist (account_not_found, …)"
+    if "HTTPValidationError" in json.dumps(responses.get("422", {})) and "422" not in found:
+        del responses["422"]  # nothing to validate on this route
+    for status, description in found.items():
+        if status not in responses or "HTTPValidationError" in json.dumps(responses[status]):
+            responses[status] = _error_schema(description)
+
+
+def errors(**by_status: str) -> dict[int, Any]:
+    """A route's own refusals for its decorator: ``errors(s409="over quota (quota_exceeded)")``."""
+    return {int(k.lstrip("s")): _error_schema(v) for k, v in by_status.items()}
+
+
+def csv_or_json(description: str, schema: dict[str, Any] | None = None) -> dict[int, Any]:
+    """A 200 that is JSON by default and a CSV file with ``format=csv`` (or CSV only, ``schema=None``)."""
+    content: dict[str, Any] = {"text/csv": {"schema": {"type": "string"}}}
+    if schema is not None:
+        content["application/json"] = {"schema": schema}
+    return {200: {"description": description, "content": content}}

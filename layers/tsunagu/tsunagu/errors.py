@@ -46,6 +46,11 @@ class Conflict(DomainError):
     status = 409
 
 
+class UnsupportedMediaType(DomainError):
+    code = "unsupported_media_type"
+    status = 415
+
+
 class PayloadTooLarge(DomainError):
     code = "payload_too_large"
     status = 413

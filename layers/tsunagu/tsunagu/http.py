@@ -14,11 +14,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tsunagu.errors import BadRequest, DomainError, ValidationFailed
+from tsunagu.errors import BadRequest, DomainError, UnsupportedMediaType, ValidationFailed
 from tsunagu.text import has_lone_surrogate
 
 JSON = "application/json; charset=utf-8"
 HTML = "text/html; charset=utf-8"
+
+# What a body may be sent as. A missing content-type is read as JSON (what curl users expect).
+APPLICATION_JSON = "application/json"
+TEXT_CSV = "text/csv"
+FORM = "application/x-www-form-urlencoded"
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -111,13 +116,70 @@ class Request:
         """Where tsunagu is reached from outside: the configured base URL, else the API's domain."""
         return public_base_url or f"https://{self.domain}"
 
+    @property
+    def media_type(self) -> tuple[str, str]:
+        """The body's media type and charset parameter, lower-cased (JSON when none is sent)."""
+        value = self.headers.get("content-type", "")
+        kind, _, params = value.partition(";")
+        charset = ""
+        for param in params.split(";"):
+            name, _, v = param.partition("=")
+            if name.strip().lower() == "charset":
+                charset = v.strip().strip('"').lower()
+        return (kind.strip().lower() or APPLICATION_JSON), charset
+
     def json(self) -> Any:
-        """The body as JSON for the lean functions: 400 ``invalid_json`` when it does not parse (or
-        nests too deeply), 422 ``invalid_text`` for a lone UTF-16 surrogate, which no store keeps."""
+        """The body as JSON, with the refusals of :func:`parse_json`."""
+        return parse_json(self.body)
+
+
+def parse_json(data: bytes) -> Any:
+    """A JSON body, or the 4xx that says why not: 400 ``invalid_encoding`` for bytes that are not
+    UTF-8, 400 ``invalid_json`` when it does not parse (or nests too deeply), 422
+    ``number_too_large`` for an integer past Python's 4,300-digit conversion limit, 422
+    ``invalid_text`` for a lone UTF-16 surrogate, which no store keeps."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not UTF-8 text; send JSON encoded as UTF-8", code="invalid_encoding") from None
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        if "integer string conversion" in str(e):
+            raise ValidationFailed("a number in the body has too many digits", code="number_too_large") from None
+        raise BadRequest("request body is not valid JSON", code="invalid_json") from None
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply", code="invalid_json") from None
+    if has_lone_surrogate(doc):
+        raise ValidationFailed("the body holds a lone UTF-16 surrogate (\\ud800-\\udfff)", code="invalid_text")
+    return doc
+
+
+def refuse_malformed(req: Request, accepts: tuple[str, ...] = (APPLICATION_JSON,)) -> DomainError | None:
+    """The one gate every HTTP function puts a request through before any route runs (so a refused
+    request writes nothing): a body in a media type the function does not take is 415 with the
+    types it does; a JSON body must be UTF-8 JSON (:func:`parse_json`). ``None`` when the request
+    may go on. Bodies of other accepted types (CSV in UTF-8 or Shift_JIS, forms) are their
+    route's to decode."""
+    if not req.body:
+        return None
+    kind, charset = req.media_type
+    is_json = kind == APPLICATION_JSON
+    if not (is_json and APPLICATION_JSON in accepts) and kind not in accepts:
+        return UnsupportedMediaType(
+            f"a body sent as {kind} is not accepted here; send {' or '.join(accepts)}",
+            details=[{"accepted": list(accepts)}],
+        )
+    if is_json:
+        if charset and charset not in ("utf-8", "utf8"):
+            return UnsupportedMediaType("JSON is accepted in UTF-8 only", details=[{"accepted": list(accepts)}])
         try:
-            doc = json.loads(self.body.decode("utf-8", "surrogatepass"))
-        except (ValueError, RecursionError):
-            raise BadRequest("request body is not valid JSON", code="invalid_json") from None
-        if has_lone_surrogate(doc):
-            raise ValidationFailed("the body holds a lone UTF-16 surrogate", code="invalid_text")
-        return doc
+            parse_json(req.body)
+        except DomainError as e:
+            return e
+    elif kind == FORM:
+        try:
+            req.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return BadRequest("the form is not UTF-8 text", code="invalid_encoding")
+    return None

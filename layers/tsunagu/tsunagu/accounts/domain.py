@@ -11,7 +11,17 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from tsunagu.billing.domain import Plan  # R-PLAN-1; pure, shared with the billing rules
 
@@ -131,6 +141,14 @@ class AccountSettings(BaseModel):
         return self
 
 
+class NewAccount(AccountSettings):
+    """What POST /accounts takes: the settings, with JSON's types held strictly (a bool is not a
+    number, a number is not a bool). Stored settings are read back with the lax model."""
+
+    certified_provider: StrictBool = False
+    chat_retention_days: StrictInt = Field(default=365, ge=1, le=3650, description="1:1 chat archive TTL (R-HIST-1)")
+
+
 class AccountSettingsPatch(BaseModel):
     """A partial update: only the fields present change."""
 
@@ -139,12 +157,12 @@ class AccountSettingsPatch(BaseModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
     plan: Plan | None = None
     account_type: AccountType | None = None
-    certified_provider: bool | None = None
+    certified_provider: StrictBool | None = None
     greeting: ReplyText | None = None
     auto_responses: list[AutoResponse] | None = Field(default=None, max_length=100)
     catch_all_reply: ReplyText | None = None
     link_policy: LinkPolicy | None = None
-    chat_retention_days: int | None = Field(default=None, ge=1, le=3650)
+    chat_retention_days: StrictInt | None = Field(default=None, ge=1, le=3650)
     forward_urls: list[ForwardUrl] | None = Field(default=None, max_length=5)
     notification_countries: list[NotificationCountry] | None = Field(default=None, max_length=4)
     notification_routing: NotificationRouting | None = None

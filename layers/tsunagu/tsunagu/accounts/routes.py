@@ -8,11 +8,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from tsunagu import wiring
 from tsunagu.accounts.domain import (
-    AccountSettings,
     AccountSettingsPatch,
     AccountView,
     ChannelCredentials,
     CreatedAccount,
+    NewAccount,
 )
 from tsunagu.api import AccountId, authenticated
 from tsunagu.api import router as new_router
@@ -22,7 +22,7 @@ router = new_router()
 
 
 @router.post("/accounts", status_code=201)  # type: ignore[untyped-decorator]
-def create_account(settings: Annotated[AccountSettings, Body()]) -> CreatedAccount:
+def create_account(settings: Annotated[NewAccount, Body()]) -> CreatedAccount:
     accounts = wiring.account_service()
     accounts.check_operator(router.current_event.headers.get("authorization"), wiring.operator_key().value())
     account, api_key = accounts.create(settings)

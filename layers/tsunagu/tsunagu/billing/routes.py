@@ -8,10 +8,10 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from tsunagu import wiring
-from tsunagu.api import AccountId, authenticated, csv_response
+from tsunagu.api import AccountId, authenticated, csv_or_json, csv_response, errors
 from tsunagu.api import router as new_router
 from tsunagu.errors import ValidationFailed
 from tsunagu.observability import metrics
@@ -27,7 +27,7 @@ class Campaign(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
-    cap: int = Field(ge=1)
+    cap: StrictInt = Field(ge=1)
 
 
 class SendIn(BaseModel):
@@ -46,7 +46,7 @@ class SendIn(BaseModel):
 class ForecastIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    messages: int = Field(ge=0, le=100_000_000)
+    messages: StrictInt = Field(ge=0, le=100_000_000)
     day: date | None = Field(default=None, description="JST date of the planned send; default today")
 
 
@@ -62,7 +62,7 @@ class OptionIn(BaseModel):
     option: Literal["chat_plus", "call_plus", "premium_id"]
     start: date
     end: date | None = None
-    yearly: bool = False
+    yearly: StrictBool = False
 
 
 class BudgetIn(BaseModel):
@@ -70,15 +70,15 @@ class BudgetIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    monthly_yen: int | None = Field(default=None, ge=0, le=10**12)
-    monthly_messages: int | None = Field(default=None, ge=0, le=10**10)
+    monthly_yen: StrictInt | None = Field(default=None, ge=0, le=10**12)
+    monthly_messages: StrictInt | None = Field(default=None, ge=0, le=10**10)
 
 
 class CallsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     call_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
-    minutes: int = Field(ge=1, le=1440)
+    minutes: StrictInt = Field(ge=1, le=1440)
 
 
 @router.post("/accounts/<account_id>/messages")  # type: ignore[untyped-decorator]
@@ -134,14 +134,20 @@ def set_budget(account_id: AccountId, req: Annotated[BudgetIn, Body()]) -> dict[
     return wiring.billing_service().set_budget(account_id, req.monthly_yen, req.monthly_messages)
 
 
-@router.post("/accounts/<account_id>/calls")  # type: ignore[untyped-decorator]
+@router.post(  # type: ignore[untyped-decorator]
+    "/accounts/<account_id>/calls",
+    responses=errors(s409="Call Plus is not active, or the call is already recorded (call_plus_inactive, …)"),
+)
 def record_calls(account_id: AccountId, req: Annotated[CallsIn, Body()]) -> dict[str, Any]:
     """Call Plus minutes, 5 yen each (R-PLAN-5), counted once per call id."""
     authenticated(router, account_id)
     return wiring.billing_service().record_calls(account_id, req.call_id, req.minutes)
 
 
-@router.get("/accounts/<account_id>/invoices/<month>")  # type: ignore[untyped-decorator]
+@router.get(
+    "/accounts/<account_id>/invoices/<month>",
+    responses=csv_or_json("the invoice (JSON, or a CSV file with format=csv)", {"type": "object"}),
+)  # type: ignore[untyped-decorator]
 def get_invoice(
     account_id: AccountId, month: Month, format: Annotated[Literal["json", "csv"], Query()] = "json"
 ) -> Any:

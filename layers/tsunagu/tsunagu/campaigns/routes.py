@@ -10,13 +10,14 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, StringConstraints
 
 from tsunagu import wiring
-from tsunagu.api import AccountId, UserId, authenticated, csv_response, error_response
+from tsunagu.api import AccountId, UserId, authenticated, csv_or_json, csv_response, error_response, errors
 from tsunagu.api import router as new_router
 
 router = new_router()
+_OK: dict[str, Any] = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
 TagPath = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,32}$")]
 SegmentId = Annotated[str, Path(pattern=r"^seg_[0-9a-f]{12}$")]
@@ -56,7 +57,7 @@ class TagRulesIn(BaseModel):
 class FactsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    fields: dict[Name, str | int | float | None] = Field(min_length=1, max_length=20)
+    fields: dict[Name, StrictStr | StrictInt | StrictFloat | None] = Field(min_length=1, max_length=20)
 
 
 class RuleIn(BaseModel):
@@ -73,7 +74,7 @@ class VariantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,30}$")]
-    ratio: int = Field(ge=1, le=100)
+    ratio: StrictInt = Field(ge=1, le=100)
     messages: list[dict[str, Any]] = Field(min_length=1, max_length=5)
 
 
@@ -100,10 +101,10 @@ class CampaignIn(BaseModel):
     segment_id: Annotated[str, StringConstraints(pattern=r"^seg_[0-9a-f]{12}$")] | None = None
     rule: dict[str, Any] | None = None
     variants: list[VariantIn] = Field(min_length=1, max_length=5)
-    holdout_percent: int = Field(default=0, ge=0, le=50)
-    cap: int | None = Field(default=None, ge=1, le=100_000_000)
+    holdout_percent: StrictInt = Field(default=0, ge=0, le=50)
+    cap: StrictInt | None = Field(default=None, ge=1, le=100_000_000)
     coupon_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,64}$")] | None = None
-    track_links: bool = False
+    track_links: StrictBool = False
     demographic: DemographicIn | None = Field(
         default=None, description="LINE's age / gender / area filter on top of the audience (sent as narrowcasts)"
     )
@@ -140,7 +141,10 @@ def define_tag(account_id: AccountId, tag: TagPath) -> dict[str, Any]:
     return wiring.audiences().define_tag(account_id, tag)
 
 
-@router.put("/accounts/<account_id>/fields/<name>")  # type: ignore[untyped-decorator]
+@router.put(
+    "/accounts/<account_id>/fields/<name>",
+    responses={200: _OK, **errors(s409="the field exists with another type (field_type_conflict)")},
+)  # type: ignore[untyped-decorator]
 def define_field(account_id: AccountId, name: TagPath, req: Annotated[FieldIn, Body()]) -> dict[str, Any]:
     """A custom field of the account's friends (``string`` or ``number``; the type never changes)."""
     authenticated(router, account_id)
@@ -256,7 +260,14 @@ def forecast_campaign(
     return wiring.campaigns().forecast(account_id, campaign_id, req.day)
 
 
-@router.post("/accounts/<account_id>/campaigns/<campaign_id>/schedule", status_code=202)  # type: ignore[untyped-decorator]
+@router.post(
+    "/accounts/<account_id>/campaigns/<campaign_id>/schedule",
+    status_code=202,
+    responses={
+        202: {"description": "scheduled (or queued to launch now)"},
+        **errors(s409="not a draft, over quota, or changed meanwhile (campaign_state, quota_exceeded)"),
+    },
+)  # type: ignore[untyped-decorator]
 def schedule_campaign(
     account_id: AccountId, campaign_id: CampaignId, req: Annotated[ScheduleIn, Body()]
 ) -> dict[str, Any]:
@@ -266,21 +277,37 @@ def schedule_campaign(
     return wiring.campaigns().schedule(account_id, campaign_id, req.at)
 
 
-@router.post("/accounts/<account_id>/campaigns/<campaign_id>/cancel")  # type: ignore[untyped-decorator]
+@router.post(
+    "/accounts/<account_id>/campaigns/<campaign_id>/cancel",
+    responses={200: _OK, **errors(s409="sending has started or it ended (campaign_not_cancellable)")},
+)  # type: ignore[untyped-decorator]
 def cancel_campaign(account_id: AccountId, campaign_id: CampaignId) -> dict[str, Any]:
     """Only before sending starts (409 ``campaign_not_cancellable`` after)."""
     authenticated(router, account_id)
     return wiring.campaigns().cancel(account_id, campaign_id)
 
 
-@router.post("/accounts/<account_id>/campaigns/<campaign_id>/insight")  # type: ignore[untyped-decorator]
+@router.post(
+    "/accounts/<account_id>/campaigns/<campaign_id>/insight",
+    responses={
+        200: _OK,
+        **errors(
+            s400="LINE refused the request (line_refused)",
+            s409="not sent yet, or no channel access token (campaign_not_sent, channel_not_configured)",
+            s502="LINE did not answer or failed (line_api_error)",
+        ),
+    },
+)  # type: ignore[untyped-decorator]
 def fetch_insight(account_id: AccountId, campaign_id: CampaignId) -> dict[str, Any]:
     """Fetch LINE's per-unit statistics of each variant now (null below 20 users stays null)."""
     authenticated(router, account_id)
     return wiring.campaigns().fetch_insight(account_id, campaign_id)
 
 
-@router.get("/accounts/<account_id>/campaigns/<campaign_id>/report")  # type: ignore[untyped-decorator]
+@router.get(
+    "/accounts/<account_id>/campaigns/<campaign_id>/report",
+    responses=csv_or_json("per variant against the hold-out (JSON, or CSV with format=csv)", {"type": "object"}),
+)  # type: ignore[untyped-decorator]
 def campaign_report(
     account_id: AccountId, campaign_id: CampaignId, format: Annotated[Literal["json", "csv"], Query()] = "json"
 ) -> Any:
@@ -295,7 +322,13 @@ def campaign_report(
     return report
 
 
-@router.get("/r/<token>")  # type: ignore[untyped-decorator]
+@router.get(
+    "/r/<token>",
+    responses={
+        302: {"description": "counted; Location is the link's target"},
+        **errors(s404="no such link (link_not_found)", s422="not a link token (validation_failed)"),
+    },
+)  # type: ignore[untyped-decorator]
 def tracked_redirect(token: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{16}$")]) -> Response[str]:
     """A tracked link: counted for its campaign and variant, then a 302 to its target."""
     target = wiring.campaigns().click(token)

@@ -8,11 +8,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 from tsunagu import wiring
-from tsunagu.api import AccountId, authenticated, csv_response
+from tsunagu.api import AccountId, JstDay, authenticated, csv_or_json, csv_response, iso
 from tsunagu.api import router as new_router
 from tsunagu.config import get_settings
 from tsunagu.coupons.domain import jst_days
@@ -40,8 +49,8 @@ class LotteryIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    probability_percent: int = Field(ge=1, le=99)
-    max_winners: int | None = Field(default=None, ge=1, le=999_999)
+    probability_percent: StrictInt = Field(ge=1, le=99)
+    max_winners: StrictInt | None = Field(default=None, ge=1, le=999_999)
 
 
 class ValidDays(BaseModel):
@@ -61,23 +70,23 @@ class CouponIn(BaseModel):
 
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
     kind: Literal["yen", "percent"]
-    amount: int = Field(ge=1, le=1_000_000, description="yen, or 1-100 for percent")
+    amount: StrictInt = Field(ge=1, le=1_000_000, description="yen, or 1-100 for percent")
     valid_days: ValidDays | None = None
     valid_from: Moment | None = None
     valid_until: Moment | None = None
     eligible_items: list[Code] = Field(default_factory=list, max_length=500)
     eligible_categories: list[Code] = Field(default_factory=list, max_length=100)
-    per_person_limit: int = Field(default=1, ge=1, le=100, description="R-CPN-5: one use per person")
-    total_cap: int | None = Field(default=None, ge=1, description="redemptions in total")
-    members_only: bool = Field(default=False, description="R-CPN-7: linked members only (R-LINK-7)")
-    combinable: bool = Field(default=True, description="R-CPN-2")
-    excludes_marked_down: bool = Field(default=True, description="R-CPN-3")
+    per_person_limit: StrictInt = Field(default=1, ge=1, le=100, description="R-CPN-5: one use per person")
+    total_cap: StrictInt | None = Field(default=None, ge=1, description="redemptions in total")
+    members_only: StrictBool = Field(default=False, description="R-CPN-7: linked members only (R-LINK-7)")
+    combinable: StrictBool = Field(default=True, description="R-CPN-2")
+    excludes_marked_down: StrictBool = Field(default=True, description="R-CPN-3")
     lottery: LotteryIn | None = None
-    voidable: bool = False
-    void_within_minutes: int | None = Field(default=None, ge=1, le=525_600)
+    voidable: StrictBool = False
+    void_within_minutes: StrictInt | None = Field(default=None, ge=1, le=525_600)
     void_until: Moment | None = None
-    grant_on_follow: bool = Field(default=False, description="grant to every new friend")
-    mirror_to_line: bool = Field(default=False, description="also create it on LINE's coupon API")
+    grant_on_follow: StrictBool = Field(default=False, description="grant to every new friend")
+    mirror_to_line: StrictBool = Field(default=False, description="also create it on LINE's coupon API")
 
     @model_validator(mode="after")
     def _one_validity(self) -> CouponIn:
@@ -107,11 +116,11 @@ class CouponChange(BaseModel):
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)] | None = None
     valid_from: Moment | None = None
     valid_until: Moment | None = None
-    total_cap: int | None = Field(default=None, ge=1)
-    voidable: bool | None = None
-    void_within_minutes: int | None = Field(default=None, ge=1, le=525_600)
+    total_cap: StrictInt | None = Field(default=None, ge=1)
+    voidable: StrictBool | None = None
+    void_within_minutes: StrictInt | None = Field(default=None, ge=1, le=525_600)
     void_until: Moment | None = None
-    grant_on_follow: bool | None = None
+    grant_on_follow: StrictBool | None = None
     status: Literal["active", "closed"] | None = None
 
     @model_validator(mode="after")
@@ -245,15 +254,22 @@ def put_login_channel(account_id: AccountId, body: Annotated[LoginChannelIn, Bod
     return {"account_id": account_id, "login_channel_id": body.channel_id, "login_configured": True}
 
 
-@router.get("/accounts/<account_id>/redemptions/report")  # type: ignore[untyped-decorator]
-def redemption_report(account_id: AccountId) -> Any:
-    """Redemptions per coupon, store and JST day. Query: since, until (YYYY-MM-DD), coupon_id,
-    format=csv for a CSV file."""
+@router.get(
+    "/accounts/<account_id>/redemptions/report",
+    responses=csv_or_json("redemptions per coupon, store and day (JSON, or CSV with format=csv)", {"type": "object"}),
+)  # type: ignore[untyped-decorator]
+def redemption_report(
+    account_id: AccountId,
+    since: JstDay = None,
+    until: JstDay = None,
+    coupon_id: Annotated[str | None, Query(pattern=r"^cpn_[0-9a-f]{16}$")] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> Any:
+    """Redemptions per coupon, store and JST day (default: the last 31 days), as JSON or CSV."""
     authenticated(router, account_id)
-    q = router.current_event.query_string_parameters or {}
     svc = wiring.redemptions()
-    report = svc.report(account_id, q.get("since"), q.get("until"), q.get("coupon_id"))
-    if q.get("format") != "csv":
+    report = svc.report(account_id, iso(since), iso(until), coupon_id)
+    if format != "csv":
         return report
     name = f"redemptions-{report['since']}-{report['until']}"
     return csv_response(svc.report_csv(report), name, {"X-Row-Count": str(len(report["rows"]))})
@@ -276,6 +292,9 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _ACCOUNT = {"name": "accountId", "in": "path", "required": True, "schema": {"type": "string"}}
+_PAGE: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}  # member-facing pages answer in HTML
+
+
 LEAN_OPENAPI: dict[str, Any] = {
     "/accounts/{accountId}/redemptions": {
         "post": {
@@ -324,8 +343,11 @@ LEAN_OPENAPI: dict[str, Any] = {
             },
             "responses": {
                 "201": {"description": "redeemed; the discounted line and amount (replayed: true on a retry)"},
+                "400": _error("not JSON or not UTF-8 (invalid_json, invalid_encoding)"),
                 "401": _error("missing or wrong API key"),
+                "404": _error("the account is not the key's (account_not_found)"),
                 "409": _error("idempotency_key_reused: the key was used for a different basket"),
+                "415": _error("a body that is not application/json (unsupported_media_type)"),
                 "422": _error("refused (stable code) or invalid request"),
             },
         }
@@ -343,6 +365,11 @@ LEAN_OPENAPI: dict[str, Any] = {
             "responses": {
                 "200": {"description": "HTML page with the rotating code", "content": {"text/html": {}}},
                 "303": {"description": "to LINE Login, or back to the page after it"},
+                "400": {
+                    "description": "a coupon link or LINE Login answer that does not fit (a page)",
+                    "content": _PAGE,
+                },
+                "404": {"description": "unknown account or coupon (a page)", "content": _PAGE},
             },
         }
     },
@@ -354,6 +381,7 @@ LEAN_OPENAPI: dict[str, Any] = {
             "responses": {
                 "200": {"description": "code, display, qr_svg, rotates_in; or refusal"},
                 "401": _error("not logged in, or the ID token is expired / for another channel / forged"),
+                "404": _error("unknown account or coupon (not_found)"),
             },
         }
     },

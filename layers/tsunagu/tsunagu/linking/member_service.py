@@ -77,7 +77,7 @@ class MemberService:
             "links": links,
         }
 
-    def page(self, account_id: str, limit: str | None, after: str | None) -> dict[str, Any]:
+    def page(self, account_id: str, limit: int | str | None, after: str | None) -> dict[str, Any]:
         try:
             n = max(1, min(int(limit or 100), 1000))
         except ValueError:

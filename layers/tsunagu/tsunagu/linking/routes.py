@@ -6,11 +6,11 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tsunagu import wiring
-from tsunagu.api import AccountId, authenticated
+from tsunagu.api import AccountId, After, authenticated
 from tsunagu.api import router as new_router
 
 router = new_router()
@@ -47,10 +47,11 @@ def import_members_csv(account_id: AccountId) -> dict[str, Any]:
 
 
 @router.get("/accounts/<account_id>/members")  # type: ignore[untyped-decorator]
-def list_members(account_id: AccountId) -> dict[str, Any]:
+def list_members(
+    account_id: AccountId, limit: Annotated[int, Query(ge=1, le=1000)] = 100, after: After = None
+) -> dict[str, Any]:
     authenticated(router, account_id)
-    q = router.current_event.query_string_parameters or {}
-    return wiring.member_service().page(account_id, q.get("limit"), q.get("after"))
+    return wiring.member_service().page(account_id, limit, after)
 
 
 @router.get("/accounts/<account_id>/members/<member_number>")  # type: ignore[untyped-decorator]

@@ -45,7 +45,7 @@ class ChatExport:
         user_id: str | None,
         since: str | None,
         until: str | None,
-        limit: str | None,
+        limit: int | str | None,
         cursor: str | None,
     ) -> tuple[str, str | None, int]:
         """CSV text, the cursor of the next page (None when done), and the row count."""

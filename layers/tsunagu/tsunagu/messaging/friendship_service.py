@@ -73,7 +73,7 @@ class FriendQuery:
 
     store: FriendDirectory
 
-    def page(self, account_id: str, limit: str | None, after: str | None) -> dict[str, Any]:
+    def page(self, account_id: str, limit: int | str | None, after: str | None) -> dict[str, Any]:
         try:
             n = max(1, min(int(limit or 100), 500))
         except ValueError:

@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from tsunagu import wiring
-from tsunagu.api import AccountId, authenticated, csv_response
+from tsunagu.api import AccountId, authenticated, csv_or_json, csv_response, errors
 from tsunagu.api import router as new_router
 from tsunagu.observability import metrics
 
@@ -45,7 +45,7 @@ class Approval(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1)
+    version: StrictInt = Field(ge=1)
     note: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
@@ -95,7 +95,11 @@ def approve_template(account_id: AccountId, template_id: TemplateId, a: Annotate
     return wiring.notification_templates().approve(account_id, template_id, a.version, a.note)
 
 
-@router.post("/accounts/<account_id>/notifications", status_code=202)  # type: ignore[untyped-decorator]
+@router.post(  # type: ignore[untyped-decorator]
+    "/accounts/<account_id>/notifications",
+    status_code=202,
+    responses=errors(s403="the account may not send notification messages, or the template is not approved"),
+)
 def submit_batch(account_id: AccountId, batch: Annotated[BatchIn, Body()]) -> dict[str, Any]:
     """Accept up to 1,000 notifications; each is refused or accepted on its own; a reference
     already accepted is reported as a duplicate and sent once."""
@@ -122,7 +126,10 @@ def batch_report(account_id: AccountId, batch_id: BatchId) -> dict[str, Any]:
     return wiring.notification_batches().report(account_id, batch_id)
 
 
-@router.get("/accounts/<account_id>/notifications/<batch_id>/undelivered")  # type: ignore[untyped-decorator]
+@router.get(
+    "/accounts/<account_id>/notifications/<batch_id>/undelivered",
+    responses=csv_or_json("the numbers not delivered, as CSV (hashes only)"),
+)  # type: ignore[untyped-decorator]
 def undelivered_csv(account_id: AccountId, batch_id: BatchId) -> Response[str]:
     """CSV of the references nobody received, for an SMS or mail fallback."""
     authenticated(router, account_id)
