@@ -17,7 +17,7 @@ from tsunagu.api import AccountId, UserId, authenticated, csv_or_json, csv_respo
 from tsunagu.api import router as new_router
 
 router = new_router()
-_OK: dict[str, Any] = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+_OK: Any = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
 TagPath = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,32}$")]
 SegmentId = Annotated[str, Path(pattern=r"^seg_[0-9a-f]{12}$")]
