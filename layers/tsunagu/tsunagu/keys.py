@@ -227,12 +227,9 @@ def usage_month_partition(account_id: str, month: str) -> str:
 
 
 # ---------------------------------------------------------------- plans, quota and billing
-def plan_change(account_id: str, effective: str, requested_ms: int) -> dict[str, str]:
-    """One entry of the plan history: ``plan`` in force from ``effective`` (JST date)."""
-    return {"PK": f"ACCOUNT#{account_id}", "SK": f"PLAN#{effective}#{requested_ms:013d}"}
-
-
-PLAN_SK_PREFIX = "PLAN#"
+def plan_history(account_id: str) -> dict[str, str]:
+    """The account's whole plan history in one item (read with one GetItem on every billed send)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": "PLANS"}
 
 
 def option_subscription(account_id: str, option: str, start: str) -> dict[str, str]:
