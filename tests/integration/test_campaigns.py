@@ -587,3 +587,27 @@ def test_a_demographic_filter_sends_every_variant_as_a_filtered_narrowcast(api, 
         for b in narrow
     )
     assert wiring.campaigns().view(aid, cid)["state"] == "sent"
+
+
+def test_a_demographic_filter_alone_is_an_audience_of_every_friend_narrowed_by_line(api, line):
+    """Issue 17 item 3: the audience may be LINE's demographic filter only; tsunagu still draws
+    the hold-out and the variants from its friends (blocked ones never), LINE narrows each part."""
+    aid, auth = account(api)
+    friends(aid, 40, blocked={3, 7})
+    cid = ab_campaign(api, aid, auth, None, demographic={"age_gte": "age_20", "age_lt": "age_40"})
+    view = api.call("GET", f"/accounts/{aid}/campaigns/{cid}", None, auth)[1]
+    assert view["state"] == "draft"
+    api.call("POST", f"/accounts/{aid}/campaigns/{cid}/schedule", {}, auth)
+    run(queue_messages())
+    run(queue_messages())
+    view = wiring.campaigns().view(aid, cid)
+    groups = view["snapshot"]["groups"]
+    assert view["state"] == "sent" and groups["A"] + groups["B"] + groups["holdout"] == 38
+    narrow = [body for kind, body, _ in line.calls if kind == "narrowcast"]
+    assert len(narrow) == 2
+    assert all(b["filter"]["demographic"] == {"type": "age", "gte": "age_20", "lt": "age_40"} for b in narrow)
+    uploaded = {u for ids in line.audiences for u in ids}
+    assert len(uploaded) == groups["A"] + groups["B"] and not uploaded & {uid(3), uid(7)}
+    no_audience = {"name": "x", "variants": [{"name": "A", "ratio": 100, "messages": TEXT}]}
+    status, out = api.call("POST", f"/accounts/{aid}/campaigns", no_audience, auth)
+    assert (status, out["error"]["code"]) == (422, "audience")

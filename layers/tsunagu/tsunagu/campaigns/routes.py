@@ -91,7 +91,8 @@ class DemographicIn(BaseModel):
 
 
 class CampaignIn(BaseModel):
-    """``segment_id`` or ``rule`` names the audience; ``ratio`` splits the treated recipients;
+    """``segment_id`` or ``rule`` names the audience (or neither, with ``demographic``: every friend
+    narrowed by LINE); ``ratio`` splits the treated recipients;
     ``holdout_percent`` of the audience receives nothing (the control group); ``cap`` limits
     the recipients (R-MSG-1); ``coupon_id``: redemptions of it count as conversions."""
 

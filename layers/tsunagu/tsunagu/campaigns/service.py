@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     )
 
 MAX_BULK = 1000
+EVERY_FRIEND = {"blocked": False}  # the audience of a campaign targeted by LINE's demographic filter only
 LEASE_MS = 60_000
 CONVERSION_DAYS = 14
 
@@ -282,8 +283,15 @@ class Campaigns:
         """A draft: the audience (a saved segment or a rule) is checked now, evaluated at launch."""
         variants = [d.Variant(v["name"], v["ratio"], tuple(v["messages"])) for v in spec["variants"]]
         d.check_variants(variants, spec.get("holdout_percent", 0))
+        if spec.get("segment_id") is None and spec.get("rule") is None and spec.get("demographic"):
+            # LINE's demographic filter alone: every friend who has not blocked the account is
+            # uploaded (so the hold-out and the variants stay tsunagu's) and LINE narrows it.
+            spec = {**spec, "rule": dict(EVERY_FRIEND)}
         if (spec.get("segment_id") is None) == (spec.get("rule") is None):
-            raise ValidationFailed("give the audience as segment_id or as rule (one of them)", code="audience")
+            raise ValidationFailed(
+                "give the audience as segment_id or as rule (one of them), or a demographic filter alone",
+                code="audience",
+            )
         rule = spec.get("rule")
         if spec.get("segment_id"):
             rule = self.audiences.segment_rule(account_id, spec["segment_id"])
