@@ -611,3 +611,30 @@ def test_a_demographic_filter_alone_is_an_audience_of_every_friend_narrowed_by_l
     no_audience = {"name": "x", "variants": [{"name": "A", "ratio": 100, "messages": TEXT}]}
     status, out = api.call("POST", f"/accounts/{aid}/campaigns", no_audience, auth)
     assert (status, out["error"]["code"]) == (422, "audience")
+
+
+def test_a_friends_last_message_is_a_fact_that_only_moves_forward(api, line):
+    """Issue 17 item 1: the last inbound message, recorded by the message worker, read by rules."""
+    aid, auth = account(api)
+    friends(aid, 3)
+    svc = wiring.message_service()
+    now = int(datetime.now(UTC).timestamp() * 1000)
+
+    def message(user: str, at_ms: int, kind: str = "text") -> dict[str, Any]:
+        body = {"type": kind, "id": str(at_ms)} | ({"text": "こんにちは"} if kind == "text" else {})
+        return {"type": "message", "source": {"type": "user", "userId": user}, "message": body, "timestamp": at_ms}
+
+    svc.handle(aid, message(uid(0), now - 2 * 86_400_000, "sticker"), now)
+    svc.handle(aid, message(uid(1), now - 20 * 86_400_000), now)
+    svc.handle(aid, message(uid(1), now - 40 * 86_400_000), now)  # an older, late event: no change
+    svc.handle(aid, message(uid(0), now - 2 * 86_400_000, "sticker"), now)  # a redelivery: no change
+    facts = api.call("GET", f"/accounts/{aid}/audience/{uid(1)}", None, auth)[1]
+    expected = datetime.fromtimestamp((now - 20 * 86_400_000) // 1000, UTC).isoformat(timespec="seconds")
+    assert facts["last_inbound_at"] == expected
+    recent = api.call("POST", f"/accounts/{aid}/segments/preview", {"rule": {"last_message_days": {"lt": 7}}}, auth)
+    assert recent[1]["sample"] == [uid(0)]
+    quiet = {"rule": {"last_message_days": {"gte": 7}}}
+    assert sorted(api.call("POST", f"/accounts/{aid}/segments/preview", quiet, auth)[1]["sample"]) == [uid(1), uid(2)]
+    bad = {"rule": {"last_message_days": {"lt": -1}}}
+    status, out = api.call("POST", f"/accounts/{aid}/segments/preview", bad, auth)
+    assert (status, out["error"]["code"]) == (422, "rule_invalid")

@@ -31,8 +31,22 @@ def uid(i: int) -> str:
 
 FRIENDS = [
     facts(uid(1), linked=True, member={"store": "S01", "age_band": "30s"}, tags=["vip"], since_ms=NOW - 40 * DAY_MS),
-    facts(uid(2), linked=True, member={"store": "S02"}, tags=["vip"], since_ms=NOW - 40 * DAY_MS),
-    facts(uid(3), linked=False, tags=["vip", "kids"], since_ms=NOW - 5 * DAY_MS, fields={"points": 150}),
+    facts(
+        uid(2),
+        linked=True,
+        member={"store": "S02"},
+        tags=["vip"],
+        since_ms=NOW - 40 * DAY_MS,
+        last_inbound_ms=NOW - 2 * DAY_MS,
+    ),
+    facts(
+        uid(3),
+        linked=False,
+        tags=["vip", "kids"],
+        since_ms=NOW - 5 * DAY_MS,
+        fields={"points": 150},
+        last_inbound_ms=NOW - 20 * DAY_MS,
+    ),
     facts(uid(4), blocked=True, linked=True, member={"store": "S01"}, tags=["vip"], since_ms=NOW - 400 * DAY_MS),
     facts(uid(5), fields={"points": 50, "color": "red"}, clicked=["camp1"], redeemed=["C9"], since_ms=NOW - DAY_MS),
 ]
@@ -56,6 +70,10 @@ def test_any_not_tags_fields_days_clicks_and_redemptions() -> None:
     assert select({"friend_days": {"gte": 30}}) == [uid(1), uid(2)]
     assert select({"friend_days": {"lt": 10}}) == [uid(3), uid(5)]
     assert select({"redeemed": "C9"}) == [uid(5)]
+    # days since the last message; never wrote (uid 1, 5) counts as longest ago
+    assert select({"last_message_days": {"lt": 7}}) == [uid(2)]
+    assert select({"last_message_days": {"gte": 7}}) == [uid(1), uid(3), uid(5)]
+    assert select({"last_message_days": {"gte": 7, "lt": 30}}) == [uid(3)]
     assert select({"attribute": "age_band", "eq": "30s"}) == [uid(1)]
 
 

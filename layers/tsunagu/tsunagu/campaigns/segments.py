@@ -15,6 +15,9 @@ A rule is JSON:
 - ``{"field": "points", "gte": 100}`` - a custom field defined for the account (``string`` fields:
   ``eq``, ``ne``, ``in``; ``number`` fields also ``gt``, ``gte``, ``lt``, ``lte``)
 - ``{"friend_days": {"gte": 30}}`` - days in the current friend state (``gte`` and/or ``lt``)
+- ``{"last_message_days": {"lt": 7}}`` - days since the friend's last message to the account
+  (``gte`` and/or ``lt``; a friend who never wrote counts as longest ago: ``gte`` matches,
+  ``lt`` does not)
 - ``{"clicked": "<campaign id>"}`` - clicked a tracked link of that campaign
 - ``{"redeemed": "<coupon id>"}`` - redeemed that coupon at least once
 
@@ -50,6 +53,7 @@ class FriendFacts(TypedDict):
     user_id: str
     blocked: bool
     since_ms: int
+    last_inbound_ms: int  # 0: never wrote
     linked: bool
     store: str | None
     plan: str | None
@@ -151,19 +155,9 @@ class _Compiler:
                 )
             ops = NUMBER_OPS if field_kind == "number" else STRING_OPS
             return self._compare(rule, "field", f"r['fields'].get({self.const(name)})", ops, field_kind)
-        if "friend_days" in rule:
-            self._only(rule, {"friend_days"})
-            bounds = rule["friend_days"]
-            if not isinstance(bounds, dict) or not bounds or set(bounds) - {"gte", "lt"}:
-                raise _refuse("rule_invalid", "'friend_days' takes {'gte': n} and/or {'lt': n}")
-            parts = []
-            for op, days in bounds.items():
-                if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 36_500:
-                    raise _refuse("rule_invalid", "friend_days bounds are whole days, 0-36500")
-                cut = self.now_ms - days * DAY_MS
-                # in the state for >= n days  <=>  since_ms <= now - n days
-                parts.append(f"r['since_ms'] {'<=' if op == 'gte' else '>'} {self.const(cut)}")
-            return "(" + " and ".join(parts) + ")"
+        for name, attr in (("friend_days", "since_ms"), ("last_message_days", "last_inbound_ms")):
+            if name in rule:
+                return self._days(rule, name, attr)
         if "clicked" in rule or "redeemed" in rule:
             which = "clicked" if "clicked" in rule else "redeemed"
             self._only(rule, {which})
@@ -174,6 +168,20 @@ class _Compiler:
                 self.coupons.add(ref)
             return f"({self.const(ref)} in r['{which}'])"
         raise _refuse("rule_invalid", f"unknown rule keys: {', '.join(sorted(map(str, rule)))[:120]}")
+
+    def _days(self, rule: dict[str, Any], name: str, attr: str) -> str:
+        """``{name: {gte: n, lt: m}}`` over a moment in ms: ``gte n`` <=> at or before now - n days."""
+        self._only(rule, {name})
+        bounds = rule[name]
+        if not isinstance(bounds, dict) or not bounds or set(bounds) - {"gte", "lt"}:
+            raise _refuse("rule_invalid", f"'{name}' takes {{'gte': n}} and/or {{'lt': n}}")
+        parts = []
+        for op, days in bounds.items():
+            if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 36_500:
+                raise _refuse("rule_invalid", f"{name} bounds are whole days, 0-36500")
+            cut = self.now_ms - days * DAY_MS
+            parts.append(f"r['{attr}'] {'<=' if op == 'gte' else '>'} {self.const(cut)}")
+        return "(" + " and ".join(parts) + ")"
 
     def _only(self, rule: dict[str, Any], allowed: set[str]) -> None:
         extra = set(rule) - allowed
@@ -252,6 +260,7 @@ def facts(
     *,
     blocked: bool = False,
     since_ms: int = 0,
+    last_inbound_ms: int = 0,
     linked: bool = False,
     member: dict[str, Any] | None = None,
     tags: Iterable[str] = (),
@@ -265,6 +274,7 @@ def facts(
         "user_id": user_id,
         "blocked": blocked,
         "since_ms": since_ms,
+        "last_inbound_ms": last_inbound_ms,
         "linked": linked,
         "store": m.get("store"),
         "plan": m.get("plan"),

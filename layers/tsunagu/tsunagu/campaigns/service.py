@@ -136,6 +136,7 @@ class Audiences:
             "user_id": user_id,
             "tags": sorted(item.get("tags", ())),
             "fields": fields_of(item),
+            "last_inbound_at": _iso(int(item["last_inbound_ms"])) if item.get("last_inbound_ms") else None,
         }
 
     # ------------------------------------------------------------------ automatic tags
@@ -160,7 +161,10 @@ class Audiences:
 
     def on_event(self, account_id: str, user_id: str, event: dict[str, Any]) -> int:
         """Apply the account's tag rules to one inbound event (the message worker calls this once
-        per webhook event; adding or removing a tag twice changes nothing). Returns rules applied."""
+        per webhook event; adding or removing a tag twice changes nothing). Returns rules applied.
+        A message also moves the friend's ``last_inbound_ms`` (a fact rules can read)."""
+        if event.get("type") == "message" and isinstance(event.get("timestamp"), int):
+            self.store.note_inbound(account_id, user_id, int(event["timestamp"]))
         if event.get("type") == "postback":
             on, value = "postback", str((event.get("postback") or {}).get("data", ""))
         elif event.get("type") == "message" and (event.get("message") or {}).get("type") == "text":

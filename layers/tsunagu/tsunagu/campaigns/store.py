@@ -81,6 +81,21 @@ class DynamoAudienceStore(Repository):
                     ExpressionAttributeValues=to_item({":e": "audience_facts", ":u": user_id, ":t": tags}),
                 )
 
+    def note_inbound(self, account_id: str, user_id: str, at_ms: int) -> None:
+        """The friend's last message moment: only ever moves forward (a late or redelivered
+        event changes nothing)."""
+        try:
+            self.db.update_item(
+                TableName=self.table,
+                Key=to_item(keys.audience_facts(account_id, user_id)),
+                UpdateExpression="SET entity = :e, user_id = :u, last_inbound_ms = :t",
+                ConditionExpression="attribute_not_exists(last_inbound_ms) OR last_inbound_ms < :t",
+                ExpressionAttributeValues=to_item({":e": "audience_facts", ":u": user_id, ":t": at_ms}),
+            )
+        except ClientError as e:
+            if not condition_failed(e):
+                raise
+
     def set_fields(self, account_id: str, user_id: str, values: dict[str, Any]) -> None:
         names = {f"#f{i}": FIELD_PREFIX + k for i, k in enumerate(values)}
         sets = [f"#f{i} = :v{i}" for i, v in enumerate(values.values()) if v is not None]
@@ -157,6 +172,7 @@ class DynamoAudienceStore(Repository):
                     "user_id": uid,
                     "blocked": f.get("state") == "blocked",
                     "since_ms": int(f.get("since_ms", 0)),
+                    "last_inbound_ms": int(a.get("last_inbound_ms", 0)),
                     "linked": target is not None,
                     "store": m.get("store"),
                     "plan": m.get("plan"),
