@@ -84,8 +84,16 @@ def run(n: int, rounds: int, ports: Any) -> None:
             "CAMPAIGN_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/tsunagu-dev-campaign-scheduler",
         }
     )
+    from botocore.config import Config
+
     from tsunagu import wiring
+    from tsunagu.infrastructure import aws
     from tsunagu.infrastructure.aws import client
+
+    # The launch's one pass over the friends pages through moto, whose Query walks the whole
+    # table for every page (DynamoDB reads only the partition's range): Lambda's 5 s read
+    # timeout would stop it here, so the workers in this process wait longer.
+    aws._CONFIG = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2, read_timeout=600)
 
     ddb_calls = [0]
     client("dynamodb").meta.events.register(
@@ -109,6 +117,7 @@ def run(n: int, rounds: int, ports: Any) -> None:
         r = request("POST", f"{api}/accounts/{aid}/campaigns/{cid}/schedule", {}, headers=auth, timeout=60)
         accept = time.perf_counter() - t
         assert r.status == 202, r.text
+        print(f"[{label}] API accepted the schedule in {accept * 1000:.0f} ms", flush=True)
         request("DELETE", f"{sb}/_sandbox/calls")
         svc = wiring.campaigns()
         svc.narrowcast_above = threshold

@@ -638,3 +638,53 @@ def test_a_friends_last_message_is_a_fact_that_only_moves_forward(api, line):
     bad = {"rule": {"last_message_days": {"lt": -1}}}
     status, out = api.call("POST", f"/accounts/{aid}/segments/preview", bad, auth)
     assert (status, out["error"]["code"]) == (422, "rule_invalid")
+
+
+def test_link_unlink_grant_and_redemption_rules_tag_the_friend(api, line):
+    """Issue 17 item 1: tags added and removed automatically when a link is made or released and
+    when a coupon is granted or redeemed (a repeat of the same fact changes nothing more)."""
+    from tests.integration.test_coupons import code_for, coupon, grant, redeem
+
+    aid, auth = account(api)
+    friends(aid, 10)
+    user = uid(9)
+    for tag in ("member", "ex_member", "got_milk", "used_coupon"):
+        api.call("PUT", f"/accounts/{aid}/tags/{tag}", None, auth)
+    cid = coupon(api, aid, auth)
+    rules = {
+        "rules": [
+            {"on": "linked", "match": "*", "add": ["member"], "remove": ["ex_member"]},
+            {"on": "unlinked", "match": "*", "add": ["ex_member"], "remove": ["member"]},
+            {"on": "coupon_granted", "match": cid, "add": ["got_milk"]},
+            {"on": "coupon_redeemed", "match": "*", "add": ["used_coupon"]},
+        ]
+    }
+    status, out = api.call("PUT", f"/accounts/{aid}/tag-rules", rules, auth)
+    assert status == 200, out
+    bad = {"rules": [{"on": "linked", "match": "MEMBER#1", "add": ["member"]}]}
+    status, out = api.call("PUT", f"/accounts/{aid}/tag-rules", bad, auth)
+    assert (status, out["error"]["code"]) == (422, "rule_match")
+
+    def tags() -> list[str]:
+        return list(api.call("GET", f"/accounts/{aid}/audience/{user}", None, auth)[1]["tags"])
+
+    nonce = "n" * 32
+    wiring.link_store().put_nonce(aid, nonce, user, "MEMBER#7654321", "7654321", 2**31)
+    source = {"type": "user", "userId": user}
+    event = {"type": "accountLink", "source": source, "link": {"result": "ok", "nonce": nonce}}
+    assert wiring.linking_service().complete(aid, event) == "linked"
+    assert wiring.linking_service().complete(aid, event) == "unknown_nonce"  # a redelivery: nothing more
+    assert tags() == ["member"]
+    grant(api, aid, auth, cid, user)
+    grant(api, aid, auth, cid, user)  # once per person: the repeat is not a new grant
+    assert tags() == ["got_milk", "member"]
+    status, out = redeem(api, aid, auth, code_for(aid, cid, user))
+    assert status == 201, out
+    assert tags() == ["got_milk", "member", "used_coupon"]
+    status, _ = api.call(
+        "POST", f"/accounts/{aid}/members/7654321/unlink", {"kind": "member", "reason": "本人確認済み"}, auth
+    )
+    assert status == 200
+    assert tags() == ["ex_member", "got_milk", "used_coupon"]
+    seg = {"rule": {"all": [{"tag": "ex_member"}, {"tag": "used_coupon"}]}}
+    assert api.call("POST", f"/accounts/{aid}/segments/preview", seg, auth)[1]["count"] == 1

@@ -199,6 +199,7 @@ def linking_service() -> LinkingService:
         limits,
         DynamoOtpStore(s.required("table_name")),
         HttpOtpSender(s.otp_sender_url),
+        FactTags(),
     )
 
 
@@ -214,7 +215,7 @@ def link_page_http() -> LinkPageHttp:
 def member_service() -> MemberService:
     from tsunagu.linking.member_service import MemberService
 
-    return MemberService(member_register(), link_store(), factor_keys(), friend_store())
+    return MemberService(member_register(), link_store(), factor_keys(), friend_store(), FactTags())
 
 
 @lru_cache(maxsize=1)
@@ -350,7 +351,7 @@ def coupon_catalog() -> CouponCatalog:
 def coupon_grants() -> CouponGrants:
     from tsunagu.coupons.service import CouponGrants
 
-    return CouponGrants(coupon_store(), coupon_catalog(), link_store())
+    return CouponGrants(coupon_store(), coupon_catalog(), link_store(), tagger=FactTags())
 
 
 @lru_cache(maxsize=1)
@@ -398,6 +399,14 @@ def audiences() -> Audiences:
     from tsunagu.campaigns.store import DynamoAudienceStore
 
     return Audiences(DynamoAudienceStore(get_settings().required("table_name")))
+
+
+class FactTags:
+    """Automatic tags for the linking and coupon rooms: the campaigns room is imported on the
+    first fact, not at a function's cold start (the redemption function rarely has a rule)."""
+
+    def on_fact(self, account_id: str, user_id: str, on: str, value: str = "") -> int:
+        return audiences().on_fact(account_id, user_id, on, value)
 
 
 @lru_cache(maxsize=1)

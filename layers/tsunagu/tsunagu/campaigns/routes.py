@@ -42,8 +42,10 @@ class TaggingIn(BaseModel):
 class TagRuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    on: Literal["keyword", "postback"]
-    match: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    on: Literal["keyword", "postback", "linked", "unlinked", "coupon_granted", "coupon_redeemed"]
+    match: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)] = Field(
+        description="the keyword, the postback data, the coupon id, or * (any; the only match of link rules)"
+    )
     add: list[Name] = Field(default_factory=list, max_length=20)
     remove: list[Name] = Field(default_factory=list, max_length=20)
 
@@ -175,7 +177,8 @@ def tag_friends_csv(account_id: AccountId) -> Any:
 
 @router.put("/accounts/<account_id>/tag-rules")  # type: ignore[untyped-decorator]
 def put_tag_rules(account_id: AccountId, req: Annotated[TagRulesIn, Body()]) -> dict[str, Any]:
-    """Automatic tags: a keyword typed in the chat or a postback (rich menu) adds / removes tags."""
+    """Automatic tags: a keyword typed in the chat, a postback (rich menu), a link made or
+    released, a coupon granted or redeemed adds / removes tags."""
     authenticated(router, account_id)
     return wiring.audiences().set_tag_rules(account_id, [r.model_dump() for r in req.rules])
 

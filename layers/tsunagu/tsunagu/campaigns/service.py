@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     )
 
 MAX_BULK = 1000
+LINK_FACTS = ("linked", "unlinked")
 EVERY_FRIEND = {"blocked": False}  # the audience of a campaign targeted by LINE's demographic filter only
 LEASE_MS = 60_000
 CONVERSION_DAYS = 14
@@ -153,6 +154,8 @@ class Audiences:
                 raise ValidationFailed(f"unknown tag(s): {', '.join(unknown[:5])}", code="unknown_tag")
             if not r["add"] and not r["remove"]:
                 raise ValidationFailed("a rule adds or removes at least one tag", code="no_tags")
+            if r["on"] in LINK_FACTS and r["match"] != "*":
+                raise ValidationFailed(f"an '{r['on']}' rule matches '*' (every link)", code="rule_match")
         self.store.put_tag_rules(account_id, rules)
         return {"rules": rules}
 
@@ -171,7 +174,12 @@ class Audiences:
             on, value = "keyword", str(event["message"].get("text", "")).strip()
         else:
             return 0
-        rules = [r for r in self.store.tag_rules(account_id) if r.get("on") == on and r.get("match") == value]
+        return self.on_fact(account_id, user_id, on, value)
+
+    def on_fact(self, account_id: str, user_id: str, on: str, value: str = "") -> int:
+        """Apply the rules for ``on`` (keyword, postback, linked, unlinked, coupon_granted,
+        coupon_redeemed) whose ``match`` is ``value`` or ``*``. Returns rules applied."""
+        rules = [r for r in self.store.tag_rules(account_id) if r.get("on") == on and r.get("match") in (value, "*")]
         for r in rules:
             self.store.change_tags(account_id, user_id, set(r["add"]), set(r["remove"]) - set(r["add"]))
         return len(rules)
