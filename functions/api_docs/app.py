@@ -9,11 +9,13 @@ from tsunagu.billing.routes import router as billing
 from tsunagu.campaigns.routes import router as campaigns
 from tsunagu.coupons.routes import LEAN_OPENAPI
 from tsunagu.coupons.routes import router as coupons
+from tsunagu.helpdesk.routes import router as helpdesk
+from tsunagu.lines.routes import router as lines
 from tsunagu.linking.routes import router as members
 from tsunagu.messaging.routes import router as messaging
 from tsunagu.notifications.routes import router as notifications
 
-app = build_resolver(accounts, messaging, members, notifications, coupons, billing, campaigns)
+app = build_resolver(accounts, messaging, members, notifications, coupons, billing, lines, helpdesk, campaigns)
 
 
 @app.get("/openapi.json")  # type: ignore[untyped-decorator]

@@ -147,6 +147,8 @@ def run(stack: LocalStack) -> None:
     notify_batch(stack, aid, auth)
     coupons(stack, aid, auth)
     billing(stack, aid, auth)
+    mobile_lines(stack)
+    help_desk(stack, aid, auth, ch)
     campaigns(stack, aid, auth, ch)
     print("\nDone. `make serve` keeps the stack running for your own requests.")
 
@@ -347,7 +349,7 @@ def billing(stack: LocalStack, aid: str, auth: dict[str, str]) -> None:
 
 def campaigns(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, Any]) -> None:
     api, sb = stack.api_url, stack.sandbox_url
-    step(27, "Audiences: 60 more friends follow; tags defined and applied from a CSV; the register gains stores")
+    step(35, "Audiences: 60 more friends follow; tags defined and applied from a CSV; the register gains stores")
     fans = [f"U{0xC0FFEE:08x}{i:024x}" for i in range(60)]
     for start in range(0, len(fans), 20):
         events = [{"type": "follow", "source": {"type": "user", "userId": u}} for u in fans[start : start + 20]]
@@ -370,14 +372,14 @@ def campaigns(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, A
     )
     show("register row 1234567 with its store (the age band is kept, never the birth date)", r.json)
 
-    step(28, "A segment: linked members of store S01 (R-LINK-7) - preview counts in one pass over the friends")
+    step(36, "A segment: linked members of store S01 (R-LINK-7) - preview counts in one pass over the friends")
     rule = {"all": [{"linked": True}, {"attribute": "store", "eq": "S01"}]}
     r = request("POST", f"{api}/accounts/{aid}/segments/preview", {"rule": rule}, headers=auth)
     show("POST /accounts/{id}/segments/preview", r.json)
     r = request("POST", f"{api}/accounts/{aid}/segments/preview", {"rule": {"tag": "nope"}}, headers=auth)
     show("an unknown tag", f"{r.status} {r.json['error']['code']}")
 
-    step(29, "An A/B campaign to the 'winter' tag with a 20 % hold-out and tracked links; its forecast")
+    step(37, "An A/B campaign to the 'winter' tag with a 20 % hold-out and tracked links; its forecast")
     button = {
         "type": "template",
         "altText": "冬のセール",
@@ -407,7 +409,7 @@ def campaigns(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, A
         {k: f[k] for k in ("audience", "recipients", "groups", "fits")} | {"cost": f["billing"]["additional_cost_yen"]},
     )
 
-    step(30, "Scheduled for tomorrow 10:00 JST (a one-off EventBridge Scheduler entry), fired by the local invoke")
+    step(38, "Scheduled for tomorrow 10:00 JST (a one-off EventBridge Scheduler entry), fired by the local invoke")
     from datetime import UTC, datetime, timedelta, timezone
 
     jst = timezone(timedelta(hours=9))
@@ -433,7 +435,7 @@ def campaigns(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, A
         ],
     )
 
-    step(31, "Clicks on the tracked links, LINE's statistics from the sandbox, and the report against the hold-out")
+    step(39, "Clicks on the tracked links, LINE's statistics from the sandbox, and the report against the hold-out")
     tokens = {link["variant"]: link["token"] for link in camp["tracked_links"]}
     for variant, clicks in (("A", 12), ("B", 3)):
         for _ in range(clicks):
@@ -487,6 +489,163 @@ def link_member(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str,
         api, aid, page, "member", member_number="1234567", phone="090-1234-5678", birth_date="19710401"
     )
     show("POST /link/{id}", f"{r.status} {error_code(r)}")
+
+
+def _event(stack: LocalStack, ch: dict[str, Any], user: str, event: dict[str, Any]) -> None:
+    events = [{"source": {"type": "user", "userId": user}, **event}]
+    request("POST", f"{stack.sandbox_url}/_sandbox/channels/{ch['channelId']}/webhooks", {"events": events})
+    stack.drain()
+
+
+def _say(stack: LocalStack, ch: dict[str, Any], user: str, text: str) -> None:
+    _event(stack, ch, user, {"type": "message", "message": {"type": "text", "text": text}})
+
+
+def _last_reply(stack: LocalStack) -> dict[str, Any]:
+    calls = request("GET", f"{stack.sandbox_url}/_sandbox/calls?path=/v2/bot/message/reply").json["calls"]
+    return dict(calls[-1]["body"]["messages"][0])
+
+
+def mobile_lines(stack: LocalStack) -> None:
+    api, sb = stack.api_url, stack.sandbox_url
+    step(27, "A mobile carrier's OA: its register (My Page login, usage codes) and its lines by CSV; L2 is at 0 MB")
+    r = request(
+        "POST",
+        f"{api}/accounts",
+        {
+            "name": "つなぐモバイル",
+            "plan": "light",
+            "link_policy": {"accepted": [["login_id_password"], ["usage_code"]]},
+        },
+        headers={"Authorization": f"Bearer {stack.operator_key}"},
+    )
+    aid, auth = r.json["account_id"], {"Authorization": f"Bearer {r.json['api_key']}"}
+    ch = request("POST", f"{sb}/_sandbox/channels", {"webhookUrl": f"{api}/line/{aid}/webhook"}).json
+    creds = {"channel_secret": ch["channelSecret"], "access_token": ch["accessToken"]}
+    request("PUT", f"{api}/accounts/{aid}/channel", creds, headers=auth)
+    member = {
+        "member_number": "N0000000001",
+        "login_id": "hanako",
+        "password": "correct horse",
+        "lines": [
+            {"line_id": "L1", "usage_code": "1111222233334444"},
+            {"line_id": "L2", "usage_code": "5555666677778888"},
+        ],
+    }
+    request("POST", f"{api}/accounts/{aid}/members", {"members": [member]}, headers=auth)
+    rows = "line_id,member_number,allowance_mb,remaining_mb\nL1,N0000000001,3000,1000\nL2,N0000000001,3000,0\n"
+    r = request(
+        "POST", f"{api}/accounts/{aid}/lines/import", data=rows.encode(), headers={**auth, "Content-Type": "text/csv"}
+    )
+    show("POST /accounts/{id}/lines/import", f"{r.status} {r.json}")
+    sink = f"{sb}/_sandbox/sinks/carrier-{aid}"
+    request("PUT", f"{api}/accounts/{aid}/lines-settings", {"carrier_webhook_url": sink}, headers=auth)
+    show("carrier webhook", sink)
+
+    step(28, "A friend links as contractor (My Page login) and as the user of L1 (16-digit usage code)")
+    user = "U" + "c" * 32
+    for kind, fields in (
+        ("contractor", {"login_id": "hanako", "password": "correct horse"}),
+        ("user", {"usage_code": "1111222233334444"}),
+    ):
+        page = open_link_page(sb, ch["channelId"], user, stack.drain)
+        r = submit_link_form(api, aid, page, kind, **fields)
+        request("GET", r.headers["location"])
+        stack.drain()
+    show(
+        "links",
+        [
+            lk["target"]
+            for lk in request("GET", f"{api}/accounts/{aid}/members/N0000000001", headers=auth).json["links"]
+        ],
+    )
+
+    step(29, "The friend sends 「残量」: a free reply with a Flex bubble of every line of the contract (R-LINK-12)")
+    _say(stack, ch, user, "残量")
+    show("reply (Flex altText)", _last_reply(stack)["altText"])
+    stranger = "U" + "d" * 32
+    _say(stack, ch, stranger, "残量")
+    show("an unlinked friend gets the hint instead", _last_reply(stack)["text"])
+
+    step(
+        30, "The friend gives 500 MB to the throttled L2: rich-menu postback, confirm step, one transaction (R-GIFT-1)"
+    )
+    show("L2 before", request("GET", f"{api}/accounts/{aid}/lines/L2", headers=auth).json["speed"])
+    _event(stack, ch, user, {"type": "postback", "postback": {"data": "action=gift&to=L2&mb=500"}})
+    confirm = _last_reply(stack)
+    show("confirm template", confirm["template"]["text"])
+    yes = confirm["template"]["actions"][0]["data"]
+    _event(stack, ch, user, {"type": "postback", "postback": {"data": yes}})
+    show("reply", _last_reply(stack)["text"])
+    for lid in ("L1", "L2"):
+        ln = request("GET", f"{api}/accounts/{aid}/lines/{lid}", headers=auth).json
+        show(lid, f"{ln['remaining_mb']} MB, {ln['speed']}")
+    _event(stack, ch, user, {"type": "postback", "postback": {"data": yes}})
+    show("the same confirmation again", _last_reply(stack)["text"])
+    stack.drain()
+    received = request("GET", sink).json["received"]
+    show(
+        "the carrier's webhook (signed, via the forward queue)",
+        f"{len(received)} delivery: {received[-1]['body'][:120]}…",
+    )
+
+    step(31, "「マイページ」: a signed, single-use login ticket; the company's site redeems it server to server")
+    site = f"{sb}/_sandbox/mypage/site-{aid}"
+    request("PUT", site, {"apiBase": api, "accountId": aid, "apiKey": auth["Authorization"].split(" ", 1)[1]})
+    settings = {"carrier_webhook_url": sink, "mypage_url": site}
+    request("PUT", f"{api}/accounts/{aid}/lines-settings", settings, headers=auth)
+    _say(stack, ch, user, "マイページ")
+    uri = _last_reply(stack)["template"]["actions"][0]["uri"]
+    show("button opens", uri.split("?")[0] + "?ticket=v1.…")
+    show("My Page (sample verifier)", request("GET", uri).json)
+    show("the same link again", request("GET", uri).json)
+
+
+def help_desk(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, Any]) -> None:
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    api = stack.api_url
+    step(32, "The co-op loads its FAQ (seed 004, as question/answer pairs) and a member asks in the chat")
+    faq = (Path(__file__).parent / "data" / "coop_faq.csv").read_bytes()
+    r = request("POST", f"{api}/accounts/{aid}/faq/import", data=faq, headers={**auth, "Content-Type": "text/csv"})
+    show("POST /accounts/{id}/faq/import", f"{r.status} {r.json}")
+    member = "U" + "e" * 32
+    _say(stack, ch, member, "値引きシールが貼ってある商品にクーポンは使えますか")
+    show("the answer (embedded n-gram retrieval)", _last_reply(stack)["text"])
+
+    step(33, "Inside operator hours: 「オペレーター」 queues the chat, the bot goes quiet, an operator answers")
+    request(
+        "PUT",
+        f"{api}/accounts/{aid}/helpdesk/settings",
+        {"open": "00:00", "close": "23:59", "calendar": "every_day"},
+        headers=auth,
+    )
+    _say(stack, ch, member, "オペレーターと話したい")
+    show("told", _last_reply(stack)["text"])
+    _say(stack, ch, member, "クーポンの使い方を詳しく知りたいです")
+    q = request("GET", f"{api}/accounts/{aid}/helpdesk/queue", headers=auth).json
+    show("operator queue", [w["user_id"][:9] + "…" for w in q["waiting"]])
+    r = request(
+        "POST",
+        f"{api}/accounts/{aid}/helpdesk/conversations/{member}/replies",
+        {"text": "担当の山田です。ご案内します。"},
+        headers=auth,
+    )
+    show("operator reply", r.json)
+    request("POST", f"{api}/accounts/{aid}/helpdesk/conversations/{member}/handback", headers=auth)
+
+    step(34, "Outside operator hours: the member is told when operators are back; the question waits")
+    hour = (datetime.now(UTC) + timedelta(hours=9)).hour
+    start = hour + 1 if hour <= 21 else 1
+    closed = {"open": f"{start:02d}:00", "close": f"{start + 1:02d}:00", "calendar": "every_day"}
+    request("PUT", f"{api}/accounts/{aid}/helpdesk/settings", closed, headers=auth)
+    night = "U" + "f" * 32
+    _say(stack, ch, night, "オペレーターをお願いします")
+    show("told", _last_reply(stack)["text"])
+    q = request("GET", f"{api}/accounts/{aid}/helpdesk/queue", headers=auth).json
+    show("queued for opening", [w["user_id"][:9] + "…" for w in q["queued_for_opening"]])
+    show("metrics", q["metrics"])
 
 
 def main() -> None:

@@ -20,7 +20,8 @@ def say(sandbox_url: str, channel_id: str, user: str, text: str, drain: Callable
 
 def reply_texts(sandbox_url: str) -> list[str]:
     calls = request("GET", f"{sandbox_url}/_sandbox/calls?path=/v2/bot/message/reply").json["calls"]
-    return [c["body"]["messages"][0]["text"] for c in calls]
+    # Flex and template replies (remaining data, gifts) have no text: their altText stands in.
+    return [str(m.get("text") or m.get("altText", "")) for m in (c["body"]["messages"][0] for c in calls)]
 
 
 def open_link_page(sandbox_url: str, channel_id: str, user: str, drain: Callable[[], object]) -> dict[str, str]:

@@ -23,6 +23,9 @@ Control API (not LINE's): ``/_sandbox/...``
   (``delivery.data`` = the ``X-Line-Delivery-Tag``) shortly after the call.
 - ``POST /_sandbox/sinks/{name}`` - a downstream webhook receiver (another LINE tool) that records
   body and signature; ``PUT`` {fail: N} makes its next N deliveries fail with 503; ``GET`` lists.
+- ``/_sandbox/mypage/{name}`` - a company's My Page as a sample verifier of tsunagu's login
+  tickets: ``PUT`` {apiBase, accountId, apiKey}; ``GET ?ticket=…`` redeems it server to server
+  and logs the member in (or answers 401 with tsunagu's code); ``GET …/sessions`` lists logins.
 - LINE Login: ``POST /_sandbox/login-channels`` {userId?, tokenSeconds?} -> {channelId, channelSecret};
   ``PUT /_sandbox/login-channels/{channelId}`` {userId, tokenSeconds?} sets who is logged in to LINE
   (the in-app browser's single sign-on). ``GET /oauth2/v2.1/authorize`` redirects straight back
@@ -187,6 +190,7 @@ class SandboxState:
     # channel; the insight endpoint answers statistics from it at the configured rates.
     unit_recipients: dict[tuple[str, str], int] = field(default_factory=dict)
     insight_rates: dict[str, float] = field(default_factory=lambda: {"impression": 0.6, "click": 0.2, "media": 0.0})
+    mypages: dict[str, dict[str, Any]] = field(default_factory=dict)  # a company's My Page: config, sessions
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def channel_by_token(self, token: str) -> Channel | None:
@@ -698,6 +702,39 @@ class LineSandbox:
                 return 200, {"ok": True}
             return 200, {"received": list(self.state.sinks.get(name, []))}
 
+    def mypage(
+        self, method: str, name: str, rest: list[str], query: dict[str, list[str]], body: bytes
+    ) -> tuple[int, Any]:
+        """A sample verifier: the company's My Page, which redeems tsunagu's login ticket server to
+        server with its API key (docs/lines.md) and starts its own session for the member.
+        ``PUT /_sandbox/mypage/{name}`` {apiBase, accountId, apiKey}; ``GET /_sandbox/mypage/{name}
+        ?ticket=…`` is the page the member opens from LINE; ``GET …/{name}/sessions`` lists logins."""
+        with self.state.lock:
+            site = self.state.mypages.setdefault(name, {"sessions": []})
+            if method == "PUT":
+                site.update(json.loads(body or b"{}"))
+                return 200, {"ok": True}
+            if rest == ["sessions"]:
+                return 200, {"sessions": list(site["sessions"])}
+            config = dict(site)
+        ticket = (query.get("ticket") or [""])[0]
+        req = urllib.request.Request(
+            f"{config['apiBase']}/accounts/{config['accountId']}/mypage/tickets/redeem",
+            data=json.dumps({"ticket": ticket}).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {config['apiKey']}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                redeemed = json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            error = json.loads(e.read() or b"{}").get("error", {})
+            return 401, {"loggedIn": False, "status": e.code, "code": error.get("code")}
+        session = {"memberNumber": redeemed["member_number"], "at": time.time()}
+        with self.state.lock:
+            site["sessions"].append(session)
+        return 200, {"loggedIn": True, "memberNumber": redeemed["member_number"]}
+
     def dialog(self, query: dict[str, list[str]]) -> tuple[int, str]:
         """LINE's account-link dialog, played: a valid, unused link token (10 minutes) sends the
         ``accountLink`` webhook - ``ok`` with the nonce, or ``failed`` (no source, no reply token)
@@ -728,6 +765,8 @@ class LineSandbox:
         parts = path.strip("/").split("/")[1:]
         if len(parts) == 2 and parts[0] == "sinks":
             return self.sink(method, parts[1], headers or {}, body)
+        if len(parts) >= 2 and parts[0] == "mypage":
+            return self.mypage(method, parts[1], parts[2:], query, body)
         if parts == ["otp"]:
             # The business's mail / SMS / voice-call system, recorded so the demo and tests can
             # read the codes a member would receive.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -144,3 +145,29 @@ def test_every_call_is_recorded_with_authorization_and_content_type(sandbox):
     assert first["headers"]["content-type"] == "application/json"
     assert first["status"] == 200
     assert "authorization" not in second["headers"] and second["status"] == 401
+
+
+def test_the_lines_and_helpdesk_replies_pass_lines_models_and_a_broken_bubble_does_not(sandbox):
+    from tsunagu.lines import domain as d
+    from tsunagu.lines import mypage
+
+    sb, base, token = sandbox
+    bubble = d.remaining_bubble([d.MobileLine("L1", "100001", 3000, 0, "2026-12")])
+    confirm = d.confirm_gift("gft_" + "0" * 20, "L1", "L2", 500)
+    quick = d.quick_reply_text("何MB?", [(f"{mb}MB", f"action=gift&to=L2&mb={mb}") for mb in d.GIFT_SIZES_MB])
+    button = mypage.login_button("https://mypage.example/login", "v1.a.b")
+    for messages in ([bubble, confirm, quick], [button]):
+        token_ = "rt" + str(len(sb.state.reply_tokens))
+        sb.state.reply_tokens[token_] = (next(iter(sb.state.channels)), time.time())
+        status, headers, body = call(
+            base, "POST", "/v2/bot/message/reply", token, {"replyToken": token_, "messages": messages}
+        )
+        assert status == 200 and len(body["sentMessages"]) == len(messages) and "x-line-request-id" in headers
+    broken = d.remaining_bubble([d.MobileLine("L1", "100001", 3000, 0, "2026-12")])
+    broken["contents"]["body"]["layout"] = "diagonal"
+    sb.state.reply_tokens["rt-broken"] = (next(iter(sb.state.channels)), time.time())
+    status, _, body = call(
+        base, "POST", "/v2/bot/message/reply", token, {"replyToken": "rt-broken", "messages": [broken]}
+    )
+    assert status == 400 and body["message"].startswith("The request body has")
+    assert "rt-broken" not in sb.state.used_reply_tokens  # a refused body spends no token

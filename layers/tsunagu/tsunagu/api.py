@@ -54,6 +54,15 @@ def router() -> Router:
     return Router()  # type: ignore[no-untyped-call]
 
 
+def uploaded_bytes(routes: Router | APIGatewayHttpResolver) -> bytes:
+    """The request body as sent (a CSV upload), whether API Gateway passed it as text or base64."""
+    import base64
+
+    ev = routes.current_event
+    raw = ev.get("body") or ""
+    return base64.b64decode(raw) if ev.is_base64_encoded else raw.encode()
+
+
 def authenticated(routes: Router | APIGatewayHttpResolver, account_id: str) -> Account:
     """The account the request's ``Authorization: Bearer`` key opens: 401 for a missing or wrong
     key, 404 when the key belongs to another account. Every business route starts here."""

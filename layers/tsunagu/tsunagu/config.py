@@ -63,6 +63,8 @@ class Settings:
     # A campaign variant of more recipients than this is sent as one narrowcast to an uploaded
     # audience instead of multicasts of 500.
     campaign_narrowcast_above: int = 5_000
+    # Help desk: the Amazon Bedrock model the answerer uses; empty: the embedded FAQ retrieval.
+    helpdesk_bedrock_model_id: str = ""
 
     def required(self, field: str) -> str:
         """The value of a setting without a usable default (a table, a queue, a secret id)."""
@@ -102,6 +104,7 @@ class Settings:
             campaign_queue_arn=e.get("CAMPAIGN_QUEUE_ARN", ""),
             campaign_scheduler_role_arn=e.get("CAMPAIGN_SCHEDULER_ROLE_ARN", ""),
             campaign_narrowcast_above=int(e.get("CAMPAIGN_NARROWCAST_ABOVE", "5000")),
+            helpdesk_bedrock_model_id=e.get("HELPDESK_BEDROCK_MODEL_ID", ""),
         )
 
 

@@ -416,3 +416,86 @@ def campaign_clicks(account_id: str, campaign_id: str) -> dict[str, str]:
 def campaign_insight(account_id: str, campaign_id: str) -> dict[str, str]:
     """LINE's statistics per aggregation unit (variant), as last fetched (nulls kept as null)."""
     return {"PK": campaign_partition(account_id, campaign_id), "SK": "INSIGHT"}
+
+
+# ---------------------------------------------------------------- lines (mobile carrier)
+def mobile_line(account_id: str, line_id: str) -> dict[str, str]:
+    """One mobile line (回線): allowance, this month's remaining MB (R-GIFT-1)."""
+    return {"PK": f"ACCOUNT#{account_id}#MLINE#{line_id}", "SK": "MLINE"}
+
+
+def mobile_line_index(account_id: str, member_number: str, line_id: str) -> dict[str, str]:
+    """GSI1 entry: the account's lines by contract (a contractor sees every line, R-LINK-12)."""
+    return {"GSI1PK": mobile_lines_index(account_id), "GSI1SK": f"{member_number}#{line_id}"}
+
+
+def mobile_lines_index(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}#MLINES"
+
+
+def mobile_line_history(account_id: str, line_id: str, at_ms: int, gift_id: str) -> dict[str, str]:
+    """One entry of a line's data history (a gift given or received)."""
+    return {"PK": f"ACCOUNT#{account_id}#MLINE#{line_id}", "SK": f"HIST#{at_ms:013d}#{gift_id}"}
+
+
+def data_gift(account_id: str, gift_id: str) -> dict[str, str]:
+    """A data gift, written once (its id is the exactly-once key, R-GIFT-1)."""
+    return {"PK": f"ACCOUNT#{account_id}#GIFT#{gift_id}", "SK": "GIFT"}
+
+
+def gift_request(account_id: str, request_id: str) -> dict[str, str]:
+    """A gift asked for in the chat and waiting for the member's confirmation (TTL)."""
+    return {"PK": f"ACCOUNT#{account_id}#GIFTREQ#{request_id}", "SK": "GIFTREQ"}
+
+
+def mypage_ticket(account_id: str, ticket_hash: str) -> dict[str, str]:
+    """An unredeemed My Page login ticket (SHA-256 of its id); deleted when redeemed, TTL."""
+    return {"PK": f"ACCOUNT#{account_id}#MYPAGE#{ticket_hash}", "SK": "TICKET"}
+
+
+def lines_settings(account_id: str) -> dict[str, str]:
+    """The carrier's webhook URL (where data gifts are announced)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": "LINES"}
+
+
+# ---------------------------------------------------------------- help desk
+def faq_entry(account_id: str, faq_id: str) -> dict[str, str]:
+    """One question/answer pair of the account's FAQ (R-HELP-1)."""
+    return {"PK": faq_partition(account_id), "SK": f"FAQ#{faq_id}"}
+
+
+def faq_revision(account_id: str) -> dict[str, str]:
+    """A counter (ADD) bumped on every FAQ load: warm answerers rebuild their index when it moves."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": "FAQREV"}
+
+
+def faq_partition(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}#FAQ"
+
+
+def helpdesk_settings(account_id: str) -> dict[str, str]:
+    """Operator hours, calendar, timeouts of the help desk."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": "HELPDESK"}
+
+
+def conversation(account_id: str, user_id: str) -> dict[str, str]:
+    """One LINE user's help-desk conversation state (bot / waiting / operator)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"HDCONV#{user_id}"}
+
+
+def operator_queue_entry(account_id: str, queued_at_ms: int, user_id: str) -> dict[str, str]:
+    """GSI1 entry of a conversation waiting for an operator (oldest first)."""
+    return {"GSI1PK": operator_queue(account_id), "GSI1SK": f"{queued_at_ms:013d}#{user_id}"}
+
+
+def operator_queue(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}#HDQUEUE"
+
+
+def helpdesk_day(account_id: str, day: str) -> dict[str, str]:
+    """The day's help-desk counters (ADD): answered by AI / operator, escalations, wait time."""
+    return {"PK": f"ACCOUNT#{account_id}#HDSTATS", "SK": day}
+
+
+def helpdesk_stats_partition(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}#HDSTATS"

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from tsunagu.coupons.service import CouponCatalog, CouponGrants, CouponPage, Redemptions
     from tsunagu.coupons.store import DynamoCouponStore
     from tsunagu.coupons.web import CouponPageHttp
+    from tsunagu.helpdesk.service import HelpDesk
+    from tsunagu.helpdesk.store import DynamoHelpdeskStore
     from tsunagu.infrastructure.line_api import LineClient
     from tsunagu.infrastructure.secrets import (
         OperatorKey,
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from tsunagu.intake.event_store_service import EventStoreService
     from tsunagu.intake.forwarding_service import ForwardingService
     from tsunagu.intake.service import WebhookIntake
+    from tsunagu.lines.service import LinesService
+    from tsunagu.lines.store import DynamoLineStore
     from tsunagu.linking.member_service import MemberService
     from tsunagu.linking.service import LinkingService
     from tsunagu.linking.store import DynamoLinkStore, DynamoMemberRegister
@@ -149,7 +153,15 @@ def reply_service() -> ReplyService:
 def message_service() -> MessageService:
     from tsunagu.messaging.inbound_service import MessageService
 
-    return MessageService(account_store(), chat_archive(), reply_service(), linking_service(), audiences())
+    return MessageService(
+        account_store(),
+        chat_archive(),
+        reply_service(),
+        linking_service(),
+        lines_service(),
+        help_desk(),
+        tagger=audiences(),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -428,6 +440,61 @@ def campaigns() -> Campaigns:
         coupon_store(),
         s.public_base_url,
         s.campaign_narrowcast_above,
+    )
+
+
+@lru_cache(maxsize=1)
+def line_store() -> DynamoLineStore:
+    from tsunagu.lines.store import DynamoLineStore
+
+    return DynamoLineStore(get_settings().required("table_name"))
+
+
+@lru_cache(maxsize=1)
+def lines_service() -> LinesService:
+    from tsunagu.infrastructure.queues import SqsEventQueues
+    from tsunagu.infrastructure.secrets import SecretsManagerFactorKeys
+    from tsunagu.lines.carrier import QueuedCarrierWebhook
+    from tsunagu.lines.service import LinesService
+
+    s = get_settings()
+    carrier = QueuedCarrierWebhook(
+        SqsEventQueues({"forward": s.required("forward_queue_url")}),
+        SecretsManagerFactorKeys(s.secret_prefix, "carrier-webhook-key", "tsunagu: signs the carrier webhook"),
+    )
+    mypage_keys = SecretsManagerFactorKeys(s.secret_prefix, "mypage-ticket-key", "tsunagu: signs My Page login tickets")
+    return LinesService(
+        line_store(), link_store(), channel_secrets(), line_client(), carrier, usage_ledger(), mypage_keys
+    )
+
+
+@lru_cache(maxsize=1)
+def helpdesk_store() -> DynamoHelpdeskStore:
+    from tsunagu.helpdesk.store import DynamoHelpdeskStore
+
+    return DynamoHelpdeskStore(get_settings().required("table_name"))
+
+
+@lru_cache(maxsize=1)
+def help_desk() -> HelpDesk:
+    from tsunagu.helpdesk.answerers import BedrockAnswerer, FaqAnswerer
+    from tsunagu.helpdesk.ports import Answerer
+    from tsunagu.helpdesk.service import HelpDesk
+
+    s = get_settings()
+    retrieval = FaqAnswerer(helpdesk_store())
+    answerer: Answerer = (
+        BedrockAnswerer(retrieval, s.helpdesk_bedrock_model_id) if s.helpdesk_bedrock_model_id else retrieval
+    )
+
+    def chat_plus(account_id: str) -> bool:
+        # Billing is loaded only when an operator answers (the API), never on the worker's cold start.
+        from tsunagu.billing.service import jst_today
+
+        return billing_service().option_active(account_id, "chat_plus", jst_today())
+
+    return HelpDesk(
+        helpdesk_store(), answerer, channel_secrets(), line_client(), factor_keys(), usage_ledger(), chat_plus
     )
 
 

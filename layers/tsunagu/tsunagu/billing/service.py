@@ -186,6 +186,11 @@ class BillingService:
             for o in records
         ]
 
+    def option_active(self, account_id: str, option: str, day: date) -> bool:
+        """Is ``option`` (chat_plus, call_plus) subscribed on ``day`` (R-PLAN-5)."""
+        subs = self._subscriptions(self.store.options(account_id))
+        return any(str(s.option) == option and s.active_in(day, day) for s in subs)
+
     def set_budget(self, account_id: str, yen: int | None, messages: int | None) -> dict[str, Any]:
         current = self.store.settings(account_id)
         self.store.put_settings(account_id, {**current, "budget_yen": yen, "budget_messages": messages})

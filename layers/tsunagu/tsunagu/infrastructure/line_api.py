@@ -55,6 +55,11 @@ class LineClient:
         r = self._post("/v2/bot/message/reply", access_token, {"replyToken": reply_token, "messages": messages})
         return [str(m.get("id")) for m in (r or {}).get("sentMessages", []) if m.get("id")]
 
+    def reply_messages(self, access_token: str, reply_token: str, messages: list[dict[str, Any]]) -> list[str]:
+        """A reply with message objects (Flex, templates, quick replies); 1-5 messages."""
+        r = self._post("/v2/bot/message/reply", access_token, {"replyToken": reply_token, "messages": messages[:5]})
+        return [str(m.get("id")) for m in (r or {}).get("sentMessages", []) if m.get("id")]
+
     def issue_link_token(self, access_token: str, user_id: str) -> str:
         """LINE's account-link token for ``user_id`` (valid 10 minutes, single use)."""
         r = self._post(f"/v2/bot/user/{user_id}/linkToken", access_token, {})

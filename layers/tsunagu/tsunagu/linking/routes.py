@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tsunagu import wiring
-from tsunagu.api import AccountId, After, authenticated
+from tsunagu.api import AccountId, After, authenticated, uploaded_bytes
 from tsunagu.api import router as new_router
 
 router = new_router()
@@ -40,10 +39,7 @@ def import_members(account_id: AccountId, batch: Annotated[MemberBatch, Body()])
 def import_members_csv(account_id: AccountId) -> dict[str, Any]:
     """Import members from CSV (UTF-8 or Shift_JIS; one row per contract line)."""
     authenticated(router, account_id)
-    ev = router.current_event
-    raw = ev.get("body") or ""
-    data = base64.b64decode(raw) if ev.is_base64_encoded else raw.encode()
-    return wiring.member_service().import_csv(account_id, data)
+    return wiring.member_service().import_csv(account_id, uploaded_bytes(router))
 
 
 @router.get("/accounts/<account_id>/members")  # type: ignore[untyped-decorator]

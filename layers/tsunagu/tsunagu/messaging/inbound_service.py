@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tsunagu.accounts.ports import AccountStore
+from tsunagu.lines.domain import line_command
 from tsunagu.linking.service import LinkingService
 from tsunagu.messaging.chats import inbound
 from tsunagu.messaging.ports import ChatArchive, FriendTagger
-from tsunagu.messaging.replies import can_reply
+from tsunagu.messaging.replies import can_reply, keyword_reply
 from tsunagu.messaging.reply_service import ReplyService
+
+if TYPE_CHECKING:
+    from tsunagu.helpdesk.service import HelpDesk
+    from tsunagu.lines.service import LinesService
 
 LINK_COMMANDS = {"連携": "link", "連携する": "link", "連携解除": "unlink", "連携状況": "link_status"}
 POSTBACK_COMMANDS = {"action=link": "link", "action=unlink": "unlink", "action=link_status": "link_status"}
@@ -34,6 +39,8 @@ class MessageService:
     archive: ChatArchive
     replies: ReplyService
     linking: LinkingService | None = None
+    lines: LinesService | None = None
+    helpdesk: HelpDesk | None = None
     tagger: FriendTagger | None = None
 
     def handle(self, account_id: str, event: dict[str, Any], received_at_ms: int, origin: str = "") -> str:
@@ -54,7 +61,26 @@ class MessageService:
         command = link_command(event) if self.linking is not None else None
         if command is not None and self.linking is not None and source.get("type") == "user":
             return self._link_command(account_id, command, source["userId"], event, received_at_ms, origin)
+        services = self.lines is not None or self.helpdesk is not None
+        if services and source.get("type") == "user" and keyword_reply(account, event) is None:
+            answered = self._services(account_id, source["userId"], event, received_at_ms)
+            if answered is not None:
+                return answered
         return self.replies.handle(account_id, event, received_at_ms, account)
+
+    def _services(self, account_id: str, user_id: str, event: dict[str, Any], received_at_ms: int) -> str | None:
+        """Remaining data and gifts (R-LINK-12, R-GIFT-1), then the help desk (R-HELP-1); None:
+        neither answers, so the keyword auto-responses have their turn."""
+        fresh = can_reply(event, received_at_ms, int(time.time() * 1000))
+        cmd = line_command(event) if self.lines is not None else None
+        if cmd is not None and self.lines is not None:
+            return self.lines.handle_chat(account_id, user_id, cmd, event["replyToken"]) if fresh else "no_reply"
+        if self.helpdesk is not None:
+            # Without a usable reply token the help desk still records an operator's chat.
+            outcome = self.helpdesk.handle(account_id, event if fresh else {**event, "replyToken": None})
+            if outcome is not None:
+                return f"helpdesk_{outcome}"
+        return None
 
     def _link_command(
         self, account_id: str, command: str, user_id: str, event: dict[str, Any], received_at_ms: int, origin: str

@@ -33,6 +33,17 @@ def reply_for(settings: AccountProfile, event: dict[str, Any]) -> Reply | None:
         return Reply(settings.greeting, "greeting") if settings.greeting else None
     if kind != "message" or event.get("message", {}).get("type") != "text":
         return None
+    keyword = keyword_reply(settings, event)
+    if keyword is not None:
+        return keyword
+    return Reply(settings.catch_all_reply, "auto_response") if settings.catch_all_reply else None
+
+
+def keyword_reply(settings: AccountProfile, event: dict[str, Any]) -> Reply | None:
+    """The keyword auto-response a text message matches (not the catch-all): the business's own
+    rules, which answer before the help desk does."""
+    if event.get("type") != "message" or (event.get("message") or {}).get("type") != "text":
+        return None
     text = _norm(event["message"].get("text", ""))
     for ar in settings.auto_responses:
         if ar.match == "exact" and any(_norm(k) == text for k in ar.keywords):
@@ -40,7 +51,7 @@ def reply_for(settings: AccountProfile, event: dict[str, Any]) -> Reply | None:
     for ar in settings.auto_responses:
         if ar.match == "contains" and any(_norm(k) in text for k in ar.keywords):
             return Reply(ar.reply, "auto_response")
-    return Reply(settings.catch_all_reply, "auto_response") if settings.catch_all_reply else None
+    return None
 
 
 def can_reply(event: dict[str, Any], received_at_ms: int, now_ms: int) -> bool:

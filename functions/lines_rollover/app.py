@@ -1,0 +1,25 @@
+"""Monthly schedule (00:00 JST on the 1st): every account's lines back to their allowance;
+data left over, gifts received included, expires with the month (R-GIFT-1). Idempotent: a
+line already in the month is left alone. ``{"month": "YYYY-MM"}`` runs a given month."""
+
+from typing import Any
+
+from tsunagu import wiring
+from tsunagu.schedules import scheduled_handler
+
+lines = wiring.lines_service()
+accounts = wiring.account_store()
+
+
+def job(event: dict[str, Any]) -> dict[str, Any]:
+    month = event.get("month")
+    totals = {"accounts": 0, "lines": 0, "rolled_over": 0}
+    for account_id in accounts.list_ids():
+        r = lines.rollover(account_id, month)
+        totals["accounts"] += 1
+        totals["lines"] += r["lines"]
+        totals["rolled_over"] += r["rolled_over"]
+    return totals
+
+
+lambda_handler = scheduled_handler(job)
