@@ -36,11 +36,13 @@ def start_stack(timeout_s: float = 90) -> tuple[subprocess.Popen[bytes], Ports]:
         "TSUNAGU_OPERATOR_KEY": OPERATOR_KEY,
         "POWERTOOLS_METRICS_DISABLED": "true",
     }
+    # BENCH_STACK_LOG=path keeps the stack's log (its errors) for a run that went wrong.
+    log = open(os.environ["BENCH_STACK_LOG"], "wb") if os.environ.get("BENCH_STACK_LOG") else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "tsunagu_local", "serve", "--log-level", "ERROR", "--no-pollers"],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -6,6 +6,7 @@ from typing import Any
 from tsunagu.accounts.routes import router as accounts
 from tsunagu.api import api_handler, build_resolver, openapi_document
 from tsunagu.billing.routes import router as billing
+from tsunagu.campaigns.routes import router as campaigns
 from tsunagu.console.routes import router as console
 from tsunagu.coupons.routes import LEAN_OPENAPI
 from tsunagu.coupons.routes import router as coupons
@@ -15,7 +16,7 @@ from tsunagu.linking.routes import router as members
 from tsunagu.messaging.routes import router as messaging
 from tsunagu.notifications.routes import router as notifications
 
-app = build_resolver(accounts, messaging, members, notifications, coupons, billing, lines, helpdesk, console)
+app = build_resolver(accounts, messaging, members, notifications, coupons, billing, lines, helpdesk, campaigns, console)
 
 
 @app.get("/openapi.json")  # type: ignore[untyped-decorator]

@@ -1,4 +1,4 @@
-"""``python -m tsunagu_local demo|serve|invoke NAME|seed`` - see README."""
+"""``python -m tsunagu_local demo|serve|invoke NAME|fire-schedules|seed`` - see README."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def main() -> None:
     s.add_argument("--console-demo", action="store_true", help="create a demo account and print a console login")
     i = sub.add_parser("invoke", help="trigger a schedule-driven function of a running stack by name")
     i.add_argument("name")
+    sub.add_parser("fire-schedules", help="fire the one-off schedules (campaign launches) of a running stack now")
     sd = sub.add_parser("seed", help="fill an account of a running local stack with friends, chats and members")
     sd.add_argument("--account", required=True, help="an existing account id (POST /accounts)")
     sd.add_argument("--friends", type=int, default=0)
@@ -70,6 +71,11 @@ def main() -> None:
     elif args.cmd == "invoke":
         port = os.environ.get("TSUNAGU_PORT", "3000")
         r = request("POST", f"http://127.0.0.1:{port}/_local/invoke/{args.name}")
+        print(json.dumps(r.json, ensure_ascii=False, indent=2))
+        sys.exit(0 if r.status == 200 else 1)
+    elif args.cmd == "fire-schedules":
+        port = os.environ.get("TSUNAGU_PORT", "3000")
+        r = request("POST", f"http://127.0.0.1:{port}/_local/fire-schedules")
         print(json.dumps(r.json, ensure_ascii=False, indent=2))
         sys.exit(0 if r.status == 200 else 1)
     elif args.cmd == "seed":

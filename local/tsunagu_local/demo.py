@@ -150,12 +150,13 @@ def run(stack: LocalStack) -> None:
     billing(stack, aid, auth)
     mobile_lines(stack)
     help_desk(stack, aid, auth, ch)
+    campaigns(stack, aid, auth, ch)
     console(stack, aid, auth)
     print("\nDone. `make serve` keeps the stack running for your own requests.")
 
 
 def console(stack: LocalStack, aid: str, auth: dict[str, str]) -> None:
-    step(27, "The operator console: an admin is invited with the API key and sets a password")
+    step(40, "The operator console: an admin is invited with the API key and sets a password")
     url, email, password = demo_staff(stack.api_url, aid, auth)
     login = request("GET", url)
     show(
@@ -358,6 +359,109 @@ def billing(stack: LocalStack, aid: str, auth: dict[str, str]) -> None:
     q = "product=notification&submitted_at=2026-11-20T18:00:00%2B09:00&calendar=jp_holidays"
     r = request("GET", f"{api}/calendar/earliest-start?{q}")
     show("earliest start of notification messages applied Fri 18:00 JST (R-BIZ-1)", r.json["earliest_start"])
+
+
+def campaigns(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, Any]) -> None:
+    api, sb = stack.api_url, stack.sandbox_url
+    step(35, "Audiences: 60 more friends follow; tags defined and applied from a CSV; the register gains stores")
+    fans = [f"U{0xC0FFEE:08x}{i:024x}" for i in range(60)]
+    for start in range(0, len(fans), 20):
+        events = [{"type": "follow", "source": {"type": "user", "userId": u}} for u in fans[start : start + 20]]
+        request("POST", f"{sb}/_sandbox/channels/{ch['channelId']}/webhooks", {"events": events}, timeout=30)
+    stack.drain(60)
+    request("PUT", f"{api}/accounts/{aid}/tags/winter", headers=auth)
+    csv_rows = "user_id,tag\n" + "".join(f"{u},winter\n" for u in [USER, *fans])
+    r = request(
+        "POST",
+        f"{api}/accounts/{aid}/friend-tags/import",
+        headers={**auth, "Content-Type": "text/csv"},
+        data=csv_rows.encode(),
+    )
+    show("POST /accounts/{id}/friend-tags/import", r.json)
+    r = request(
+        "POST",
+        f"{api}/accounts/{aid}/members/import",
+        headers={**auth, "Content-Type": "text/csv"},
+        data=b"member_number,phone,birth_date,store,prefecture\n1234567,090-1234-5678,19710401,S01,\xe9\xb9\xbf\xe5\x85\x90\xe5\xb3\xb6\xe7\x9c\x8c\n",
+    )
+    show("register row 1234567 with its store (the age band is kept, never the birth date)", r.json)
+
+    step(36, "A segment: linked members of store S01 (R-LINK-7) - preview counts in one pass over the friends")
+    rule = {"all": [{"linked": True}, {"attribute": "store", "eq": "S01"}]}
+    r = request("POST", f"{api}/accounts/{aid}/segments/preview", {"rule": rule}, headers=auth)
+    show("POST /accounts/{id}/segments/preview", r.json)
+    r = request("POST", f"{api}/accounts/{aid}/segments/preview", {"rule": {"tag": "nope"}}, headers=auth)
+    show("an unknown tag", f"{r.status} {r.json['error']['code']}")
+
+    step(37, "An A/B campaign to the 'winter' tag with a 20 % hold-out and tracked links; its forecast")
+    button = {
+        "type": "template",
+        "altText": "冬のセール",
+        "template": {
+            "type": "buttons",
+            "text": "冬のセール開催中",
+            "actions": [{"type": "uri", "label": "見る", "uri": "https://shop.example/winter"}],
+        },
+    }
+    body = {
+        "name": "冬のセール A/B",
+        "rule": {"tag": "winter"},
+        "variants": [
+            {"name": "A", "ratio": 50, "messages": [{"type": "text", "text": "本日限り！"}, button]},
+            {"name": "B", "ratio": 50, "messages": [{"type": "text", "text": "週末まで"}, button]},
+        ],
+        "holdout_percent": 20,
+        "track_links": True,
+    }
+    camp = request("POST", f"{api}/accounts/{aid}/campaigns", body, headers=auth).json
+    cid = camp["campaign_id"]
+    show("POST /accounts/{id}/campaigns", {k: camp[k] for k in ("campaign_id", "state", "holdout_percent")})
+    show("tracked links", camp["tracked_links"])
+    f = request("POST", f"{api}/accounts/{aid}/campaigns/{cid}/forecast", {}, headers=auth).json
+    show(
+        "forecast",
+        {k: f[k] for k in ("audience", "recipients", "groups", "fits")} | {"cost": f["billing"]["additional_cost_yen"]},
+    )
+
+    step(38, "Scheduled for tomorrow 10:00 JST (a one-off EventBridge Scheduler entry), fired by the local invoke")
+    from datetime import UTC, datetime, timedelta, timezone
+
+    jst = timezone(timedelta(hours=9))
+    at = (datetime.now(UTC).astimezone(jst) + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+    r = request("POST", f"{api}/accounts/{aid}/campaigns/{cid}/schedule", {"at": at.isoformat()}, headers=auth)
+    show("POST /campaigns/{id}/schedule", f"{r.status} {r.json['state']} at {r.json['schedule_at']}")
+    r = request("POST", f"{api}/_local/fire-schedules", {})
+    show("python -m tsunagu_local fire-schedules", r.json["result"])
+    stack.drain(60)
+    view = request("GET", f"{api}/accounts/{aid}/campaigns/{cid}", headers=auth).json
+    show("the campaign", {k: view[k] for k in ("state", "snapshot", "progress")})
+    calls = request("GET", f"{sb}/_sandbox/calls?path=/v2/bot/message/multicast").json["calls"]
+    mine = [c for c in calls if c["body"].get("customAggregationUnits")]
+    show(
+        "LINE multicasts (one retry key each)",
+        [
+            {
+                "to": len(c["body"]["to"]),
+                "unit": c["body"]["customAggregationUnits"],
+                "retry_key": c["headers"]["x-line-retry-key"],
+            }
+            for c in mine
+        ],
+    )
+
+    step(39, "Clicks on the tracked links, LINE's statistics from the sandbox, and the report against the hold-out")
+    tokens = {link["variant"]: link["token"] for link in camp["tracked_links"]}
+    for variant, clicks in (("A", 12), ("B", 3)):
+        for _ in range(clicks):
+            request("GET", f"{api}/r/{tokens[variant]}")
+    r = request("GET", f"{api}/r/{tokens['A']}")
+    show("GET /r/{token}", f"{r.status} → {r.headers['location']}")
+    request("PUT", f"{sb}/_sandbox/insight", {"impression": 0.8, "click": 0.3})
+    request("POST", f"{api}/accounts/{aid}/campaigns/{cid}/insight", headers=auth)
+    rep = request("GET", f"{api}/accounts/{aid}/campaigns/{cid}/report", headers=auth).json
+    show("report", {k: rep[k] for k in ("groups", "comparisons", "test", "winner", "line_statistics_note")})
+    r = request("GET", f"{api}/accounts/{aid}/campaigns/{cid}/report?format=csv", headers=auth)
+    show("report.csv", r.body.decode("utf-8").lstrip("\ufeff").rstrip())
 
 
 def link_member(stack: LocalStack, aid: str, auth: dict[str, str], ch: dict[str, Any]) -> None:

@@ -32,6 +32,8 @@ Control API (not LINE's): ``/_sandbox/...``
   with a one-time ``code`` (or ``error=access_denied`` when no user is set); ``POST
   /oauth2/v2.1/token`` exchanges it (client secret, redirect_uri checked) for an HS256 ID token
   signed with the channel secret (``iss``, ``sub``, ``aud``, ``exp``, ``nonce``).
+- ``PUT /_sandbox/insight`` {impression?, click?, media?} - the rates (0-1) of the users sent to
+  under a customAggregationUnit that the per-unit insight endpoint reports (null below 20).
 - ``PUT /_sandbox/rate-limits`` {path, limit?, windowSeconds?, next?, retryAfter?} - LINE's rate
   limit for one API path: more than ``limit`` calls in ``windowSeconds`` (default 1), or the next
   ``next`` calls, answer ``429`` "The API rate limit has been exceeded. Try again later." with
@@ -62,7 +64,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -184,6 +186,10 @@ class SandboxState:
     rate_limits: dict[str, RateLimit] = field(default_factory=dict)  # API path -> its limit
     narrowcasts: dict[str, dict[str, Any]] = field(default_factory=dict)  # request id -> progress
     audiences: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # channel -> id -> group
+    # customAggregationUnit -> users sent to (multicast / push / narrowcast carrying the unit), per
+    # channel; the insight endpoint answers statistics from it at the configured rates.
+    unit_recipients: dict[tuple[str, str], int] = field(default_factory=dict)
+    insight_rates: dict[str, float] = field(default_factory=lambda: {"impression": 0.6, "click": 0.2, "media": 0.0})
     mypages: dict[str, dict[str, Any]] = field(default_factory=dict)  # a company's My Page: config, sessions
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -209,7 +215,12 @@ class LineSandbox:
 
     # ------------------------------------------------------------------ LINE Messaging API
     def api(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        query: dict[str, list[str]] | None = None,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         auth = headers.get("authorization", "")
         ch = self.state.channel_by_token(auth[7:]) if auth.lower().startswith("bearer ") else None
@@ -229,6 +240,8 @@ class LineSandbox:
             return _err(400, f"The request body has {len(problems)} error(s)", {"details": problems})
         if path.startswith("/v2/bot/audienceGroup/"):
             return self._audience(ch, method, path, doc)
+        if method == "GET" and path == "/v2/bot/insight/message/event/aggregation":
+            return self._unit_insight(ch, query or {})
         if method == "GET" and path == "/v2/bot/message/progress/narrowcast":
             return _err(400, "requestId is required")  # answered with the query in serve()
         if method == "POST" and path == "/v2/bot/message/reply":
@@ -275,12 +288,44 @@ class LineSandbox:
             return 404, {"message": "Not found"}
         return 200, progress
 
+    # ------------------------------------------------------------------ LINE's insight API
+    def _unit_insight(self, ch: Channel, query: dict[str, list[str]]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """``getStatisticsPerUnit`` (insight.yml): the unit matches ^[a-zA-Z0-9_]{1,30}$, from/to are
+        yyyyMMdd (UTC+9) at most 30 days apart; figures below 20 users are null, as LINE's are."""
+        unit = (query.get("customAggregationUnit") or [""])[0]
+        first, last = (query.get("from") or [""])[0], (query.get("to") or [""])[0]
+        if not re.fullmatch(r"[a-zA-Z0-9_]{1,30}", unit):
+            return _err(400, "customAggregationUnit: must match ^[a-zA-Z0-9_]{1,30}$")
+        try:
+            d0, d1 = (datetime.strptime(x, "%Y%m%d") for x in (first, last))
+        except ValueError:
+            return _err(400, "from and to: yyyyMMdd")
+        if not timedelta(0) <= d1 - d0 <= timedelta(days=30):
+            return _err(400, "The aggregation period exceeds the allowed maximum")
+        with self.state.lock:
+            users = self.state.unit_recipients.get((ch.channel_id, unit), 0)
+            rates = dict(self.state.insight_rates)
+
+        def figure(rate: float) -> int | None:
+            n = round(users * rate)
+            return n if n >= 20 else None
+
+        overview = {
+            "uniqueImpression": figure(rates["impression"]),
+            "uniqueClick": figure(rates["click"]),
+            "uniqueMediaPlayed": figure(rates["media"]),
+            "uniqueMediaPlayed100Percent": figure(rates["media"] / 2),
+        }
+        return 200, {"overview": overview, "messages": [], "clicks": []}, {}
+
     # ------------------------------------------------------------------ LINE's audience API
     def _audience(
         self, ch: Channel, method: str, path: str, doc: dict[str, Any]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         mine = self.state.audiences.setdefault(ch.channel_id, {})
         kind = path.rsplit("/", 1)[1]
+        if kind == "upload" and len(doc.get("audiences") or []) > 10_000:  # manage-audience.yml maxItems
+            return _err(400, "The request body has 1 error(s)", {"details": [{"message": "audiences: max 10000"}]})
         if method == "PUT" and kind == "upload":
             with self.state.lock:
                 group = mine.get(str(doc.get("audienceGroupId")))
@@ -514,7 +559,20 @@ class LineSandbox:
                     )
                 self.state.retry_keys[(ch.channel_id, key)] = (request_id, time.time(), sent)
             self.state.consumption[ch.channel_id] = self.state.consumption.get(ch.channel_id, 0) + recipients
+            for unit in doc.get("customAggregationUnits") or []:
+                k = (ch.channel_id, str(unit))
+                self.state.unit_recipients[k] = self.state.unit_recipients.get(k, 0) + recipients
             if kind == "narrowcast":
+                recipient = doc.get("recipient") or {}
+                if recipient.get("type") == "audience":
+                    group = self.state.audiences.get(ch.channel_id, {}).get(str(recipient.get("audienceGroupId")))
+                    if group is None:
+                        return _err(400, "The audience group does not exist")
+                    reach = int(group["audienceCount"])
+                    limit = int((doc.get("limit") or {}).get("max") or reach)
+                    for unit in doc.get("customAggregationUnits") or []:
+                        k = (ch.channel_id, str(unit))
+                        self.state.unit_recipients[k] = self.state.unit_recipients.get(k, 0) + min(reach, limit)
                 self.state.narrowcasts[request_id] = {
                     "phase": "succeeded",
                     "successCount": int((doc.get("limit") or {}).get("max") or 0),
@@ -768,6 +826,12 @@ class LineSandbox:
                     for p, r in self.state.rate_limits.items()
                 }
             return 200, {"rateLimits": rules}
+        if parts == ["insight"] and method == "PUT":
+            with self.state.lock:
+                for k in ("impression", "click", "media"):
+                    if k in doc:
+                        self.state.insight_rates[k] = float(doc[k])
+                return 200, {"rates": dict(self.state.insight_rates)}
         if parts == ["pnp"] and method == "PUT":
             with self.state.lock:
                 if "reachable" in doc:
@@ -822,7 +886,7 @@ class LineSandbox:
                     elif url.path == "/v2/bot/message/progress/narrowcast" and self.command == "GET":
                         status, payload = sb.narrowcast_progress(parse_qs(url.query).get("requestId", [""])[0])
                     else:
-                        status, payload, extra = sb.api(self.command, url.path, headers, body)
+                        status, payload, extra = sb.api(self.command, url.path, headers, body, parse_qs(url.query))
                         extra.setdefault("x-line-request-id", str(uuid.uuid4()))
                         with sb.state.lock:
                             sb.state.calls.append(

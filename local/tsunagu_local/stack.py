@@ -143,7 +143,12 @@ class LocalStack:
         }
         gw = Gateway(
             self.functions,
-            control={"invoke": self.invoke_schedule, "queues": self.queue_depths, "drain": self.drain_control},
+            control={
+                "invoke": self.invoke_schedule,
+                "queues": self.queue_depths,
+                "drain": self.drain_control,
+                "fire-schedules": self.fire_schedules,
+            },
         )
         self._serve(gw.serve(HOST, self.ports.http))
         self._serve(self.sandbox.serve(HOST, self.ports.sandbox))
@@ -205,6 +210,27 @@ class LocalStack:
             "detail": {},
         }
         return fn.invoke(event)
+
+    def fire_schedules(self, body: Any = None) -> dict[str, Any]:
+        """Fire the one-off EventBridge Scheduler entries (campaign launches) now, as their time
+        had come: each one's input goes to its SQS target and the schedule is deleted (their
+        ActionAfterCompletion). moto keeps schedules but never fires them; this is the local
+        invoke. ``body``: {"names": [...]} to fire only some."""
+        assert self.stack
+        scheduler = boto3.session.Session(region_name=REGION).client("scheduler")
+        sqs = boto3.session.Session(region_name=REGION).client("sqs")
+        url_by_arn = {self.stack.resolver.attrs[(lid, "Arn")]: url for lid, url in self.stack.queue_urls.items()}
+        wanted = set((body or {}).get("names") or [])
+        fired = []
+        for s in scheduler.list_schedules().get("Schedules", []):
+            if wanted and s["Name"] not in wanted:
+                continue
+            full = scheduler.get_schedule(Name=s["Name"], GroupName=s.get("GroupName", "default"))
+            target = full["Target"]
+            sqs.send_message(QueueUrl=url_by_arn[target["Arn"]], MessageBody=target.get("Input", "{}"))
+            scheduler.delete_schedule(Name=s["Name"], GroupName=s.get("GroupName", "default"))
+            fired.append({"name": s["Name"], "expression": full["ScheduleExpression"]})
+        return {"fired": fired}
 
     def queue_depths(self, body: Any = None) -> dict[str, dict[str, int]]:
         assert self.stack

@@ -209,7 +209,7 @@ def test_upgrade_mid_month_grants_the_difference_and_downgrade_waits(api, make_s
     """R-PLAN-3."""
     svc = make_service(date(2026, 11, 22))
     aid = account(api, "communication")
-    svc.store.replace_plan_history(aid, [], [(date(2026, 10, 1), "communication")])
+    svc.store.replace_plan_history(aid, svc.store.plan_history(aid), [(date(2026, 10, 1), "communication")])
     view = svc.change_plan(aid, "light")
     assert view["plan"] == "light" and view["pending"] == []
     assert svc.month_limit(aid, date(2026, 11, 22))[0] == 200 + (5_000 - 200)
@@ -217,6 +217,41 @@ def test_upgrade_mid_month_grants_the_difference_and_downgrade_waits(api, make_s
     assert view["plan"] == "light" and view["pending"] == [{"effective": "2026-12-01", "plan": "communication"}]
     fc = svc.forecast(aid, 10, date(2026, 12, 5))
     assert (fc["plan"], fc["free_messages"]) == ("communication", 200)
+
+
+def test_plan_history_is_one_item_and_racing_changes_have_one_winner(api, make_service):
+    """R-PLAN-3: the history is read with one GetItem (every billed send reads it) and replaced
+    conditionally, so of eight changes made from the same history at once exactly one lands."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    svc = make_service(date(2026, 11, 22))
+    aid = account(api, "communication")
+    old = [(date(2026, 10, 1), "communication")]
+    svc.store.replace_plan_history(aid, svc.store.plan_history(aid), old)
+    with pytest.raises(Conflict) as again:  # the history is no longer absent
+        svc.store.replace_plan_history(aid, [], old)
+    assert again.value.code == "plan_changed"
+    barrier = threading.Barrier(8)
+
+    def change(plan: str) -> str:
+        store = DynamoBillingStore(get_settings().table_name)
+        barrier.wait()
+        try:
+            store.replace_plan_history(aid, old, [*old, (date(2026, 11, 22), plan)])
+            return plan
+        except Conflict:
+            return "refused"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(change, ["light", "standard"] * 4))
+    winners = [o for o in outcomes if o != "refused"]
+    assert len(winners) == 1
+    assert svc.store.plan_history(aid) == [*old, (date(2026, 11, 22), winners[0])]
+    calls: list[str] = []
+    svc.store.db.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    svc.month_limit(aid, date(2026, 11, 22))
+    assert "Query" not in calls and calls.count("GetItem") >= 1
 
 
 def test_forecast_shows_cost_and_blocked(api, make_service):

@@ -33,7 +33,7 @@ def test_every_dead_letter_queue_has_an_alarm_on_its_first_message():
         for a in res.values()
         if a["Type"] == "AWS::CloudWatch::Alarm" and a["Properties"]["Namespace"] == "AWS/SQS"
     }
-    assert len(dlqs) == 7 and dlqs == alarmed
+    assert len(dlqs) == 8 and dlqs == alarmed
     for a in res.values():
         if a["Type"] == "AWS::CloudWatch::Alarm":
             p = a["Properties"]

@@ -27,6 +27,9 @@ FULL_ENV = {
     "OTHER_EVENTS_QUEUE_URL": "q5",
     "FORWARD_QUEUE_URL": "q6",
     "NOTIFICATION_QUEUE_URL": "q7",
+    "CAMPAIGN_QUEUE_URL": "q8",
+    "CAMPAIGN_QUEUE_ARN": "arn:aws:sqs:ap-northeast-1:123456789012:q8",
+    "CAMPAIGN_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
     "OPERATOR_KEY_SECRET_ID": "s",
 }
 

@@ -232,3 +232,20 @@ def test_a_register_row_and_the_link_page_hash_a_full_width_login_id_alike():
 def test_a_padded_phone_in_a_register_row_is_refused_by_row():
     parsed = parse_rows([{"member_number": "1234567", "phone": "090-1234-5678" + " " * 60}], KEY)
     assert parsed.records == [] and [(e.row, e.code, e.field) for e in parsed.errors] == [(1, "phone_format", "phone")]
+
+
+def test_register_keeps_segment_attributes_and_an_age_band_never_the_birth_date() -> None:
+    from datetime import date
+
+    from tsunagu.linking.domain import age_band
+    from tsunagu.linking.members import MemberIn, to_record
+
+    assert age_band("19710401", date(2026, 3, 31)) == "50s"  # 54 the day before the birthday
+    assert age_band("19760401", date(2026, 4, 1)) == "50s"  # 50 on the day
+    assert age_band("20100101", date(2026, 1, 1)) == "under_20"
+    assert age_band("19500101", date(2026, 1, 1)) == "70_plus"
+    rec = to_record(
+        MemberIn(member_number="1234", birth_date="19860515", store=" S01 ", prefecture="鹿児島県"), b"k" * 32
+    )
+    assert (rec.store, rec.prefecture, rec.plan) == ("S01", "鹿児島県", None)
+    assert rec.age_band in ("30s", "40s") and "19860515" not in repr(rec)

@@ -55,6 +55,14 @@ class Settings:
     # channel's rate limit (LINE: 2,000 requests/s; divided by the sender's maximum concurrency).
     notification_queue_url: str = ""
     sender_rate_per_second: float = 200.0
+    # Campaigns: their queue (launch and chunk messages), and what a one-off launch schedule
+    # needs to put a message there (the queue's ARN and the role EventBridge Scheduler assumes).
+    campaign_queue_url: str = ""
+    campaign_queue_arn: str = ""
+    campaign_scheduler_role_arn: str = ""
+    # A campaign variant of more recipients than this is sent as one narrowcast to an uploaded
+    # audience instead of multicasts of 500.
+    campaign_narrowcast_above: int = 5_000
     # Help desk: the Amazon Bedrock model the answerer uses; empty: the embedded FAQ retrieval.
     helpdesk_bedrock_model_id: str = ""
 
@@ -92,6 +100,10 @@ class Settings:
             link_max_failures_per_user=int(e.get("LINK_MAX_FAILURES_PER_USER", "10")),
             notification_queue_url=e.get("NOTIFICATION_QUEUE_URL", ""),
             sender_rate_per_second=float(e.get("SENDER_RATE_PER_SECOND", "200")),
+            campaign_queue_url=e.get("CAMPAIGN_QUEUE_URL", ""),
+            campaign_queue_arn=e.get("CAMPAIGN_QUEUE_ARN", ""),
+            campaign_scheduler_role_arn=e.get("CAMPAIGN_SCHEDULER_ROLE_ARN", ""),
+            campaign_narrowcast_above=int(e.get("CAMPAIGN_NARROWCAST_ABOVE", "5000")),
             helpdesk_bedrock_model_id=e.get("HELPDESK_BEDROCK_MODEL_ID", ""),
         )
 

@@ -227,12 +227,9 @@ def usage_month_partition(account_id: str, month: str) -> str:
 
 
 # ---------------------------------------------------------------- plans, quota and billing
-def plan_change(account_id: str, effective: str, requested_ms: int) -> dict[str, str]:
-    """One entry of the plan history: ``plan`` in force from ``effective`` (JST date)."""
-    return {"PK": f"ACCOUNT#{account_id}", "SK": f"PLAN#{effective}#{requested_ms:013d}"}
-
-
-PLAN_SK_PREFIX = "PLAN#"
+def plan_history(account_id: str) -> dict[str, str]:
+    """The account's whole plan history in one item (read with one GetItem on every billed send)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": "PLANS"}
 
 
 def option_subscription(account_id: str, option: str, start: str) -> dict[str, str]:
@@ -350,6 +347,75 @@ def redemptions_index(account_id: str) -> str:
 def redemption_request(account_id: str, idempotency_key_hash: str) -> dict[str, str]:
     """The POS's idempotency key (hashed) -> the result it got; written with the redemption."""
     return {"PK": f"ACCOUNT#{account_id}#IDEM#{idempotency_key_hash}", "SK": "REDEMPTION"}
+
+
+# ---------------------------------------------------------------- audiences and campaigns
+def audience_definitions(account_id: str) -> dict[str, str]:
+    """The account's tag names and custom field definitions (what rules may name)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": "AUDIENCE#DEFS"}
+
+
+def tag_rules(account_id: str) -> dict[str, str]:
+    """The account's automatic tagging rules (a keyword typed or a postback adds / removes tags)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": "AUDIENCE#TAGRULES"}
+
+
+def audience_partition(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}#AUDIENCE"
+
+
+def audience_facts(account_id: str, user_id: str) -> dict[str, str]:
+    """One friend's tags, custom fields and tracked clicks (changed with ADD / DELETE / SET of one
+    path, never replaced whole); the whole partition is one Query when a segment is evaluated."""
+    return {"PK": audience_partition(account_id), "SK": user_id}
+
+
+def segment(account_id: str, segment_id: str) -> dict[str, str]:
+    """A saved segment: a rule tree over friend facts."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"SEGMENT#{segment_id}"}
+
+
+SEGMENT_SK_PREFIX = "SEGMENT#"
+
+
+def campaign_partition(account_id: str, campaign_id: str) -> str:
+    return f"ACCOUNT#{account_id}#CAMPAIGN#{campaign_id}"
+
+
+def campaign(account_id: str, campaign_id: str, created_ms: int | None = None) -> dict[str, str]:
+    """A campaign (its content, state and counters); GSI1 lists the account's campaigns. It shares
+    its partition with its chunks and with billing's per-campaign cap item."""
+    key = {"PK": campaign_partition(account_id, campaign_id), "SK": "CAMPAIGN"}
+    if created_ms is not None:
+        key |= {"GSI1PK": campaigns_index(account_id), "GSI1SK": f"{created_ms:013d}#{campaign_id}"}
+    return key
+
+
+def campaigns_index(account_id: str) -> str:
+    return f"ACCOUNT#{account_id}#CAMPAIGNS"
+
+
+def campaign_chunk(account_id: str, campaign_id: str, index: int) -> dict[str, str]:
+    """One chunk of a campaign's snapshot: <= 500 user ids, one variant, one retry key, its state."""
+    return {"PK": campaign_partition(account_id, campaign_id), "SK": f"CHUNK#{index:05d}"}
+
+
+CHUNK_SK_PREFIX = "CHUNK#"
+
+
+def tracked_link(token: str) -> dict[str, str]:
+    """A tracked link's token -> account, campaign, variant and target URL (no personal data)."""
+    return {"PK": f"TRACK#{token}", "SK": "LINK"}
+
+
+def campaign_clicks(account_id: str, campaign_id: str) -> dict[str, str]:
+    """Click counters of a campaign's tracked links, per variant (ADD)."""
+    return {"PK": campaign_partition(account_id, campaign_id), "SK": "CLICKS"}
+
+
+def campaign_insight(account_id: str, campaign_id: str) -> dict[str, str]:
+    """LINE's statistics per aggregation unit (variant), as last fetched (nulls kept as null)."""
+    return {"PK": campaign_partition(account_id, campaign_id), "SK": "INSIGHT"}
 
 
 # ---------------------------------------------------------------- lines (mobile carrier)

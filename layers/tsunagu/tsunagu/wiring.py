@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from tsunagu.accounts.store import DynamoAccountStore
     from tsunagu.billing.service import BillingService
     from tsunagu.billing.usage_store import DynamoUsageLedger
+    from tsunagu.campaigns.service import Audiences, Campaigns
     from tsunagu.console.service import StaffService
     from tsunagu.console.web import ConsoleHttp
     from tsunagu.coupons.line_coupons import LineCouponApi
@@ -155,7 +156,13 @@ def message_service() -> MessageService:
     from tsunagu.messaging.inbound_service import MessageService
 
     return MessageService(
-        account_store(), chat_archive(), reply_service(), linking_service(), lines_service(), help_desk()
+        account_store(),
+        chat_archive(),
+        reply_service(),
+        linking_service(),
+        lines_service(),
+        help_desk(),
+        tagger=audiences(),
     )
 
 
@@ -206,6 +213,7 @@ def linking_service() -> LinkingService:
         limits,
         DynamoOtpStore(s.required("table_name")),
         HttpOtpSender(s.otp_sender_url),
+        FactTags(),
     )
 
 
@@ -221,7 +229,7 @@ def link_page_http() -> LinkPageHttp:
 def member_service() -> MemberService:
     from tsunagu.linking.member_service import MemberService
 
-    return MemberService(member_register(), link_store(), factor_keys(), friend_store())
+    return MemberService(member_register(), link_store(), factor_keys(), friend_store(), FactTags())
 
 
 @lru_cache(maxsize=1)
@@ -360,7 +368,7 @@ def coupon_catalog() -> CouponCatalog:
 def coupon_grants() -> CouponGrants:
     from tsunagu.coupons.service import CouponGrants
 
-    return CouponGrants(coupon_store(), coupon_catalog(), link_store())
+    return CouponGrants(coupon_store(), coupon_catalog(), link_store(), tagger=FactTags())
 
 
 @lru_cache(maxsize=1)
@@ -399,6 +407,44 @@ def billing_service() -> BillingService:
         channel_secrets(),
         line_client(),
         member_register(),
+    )
+
+
+@lru_cache(maxsize=1)
+def audiences() -> Audiences:
+    from tsunagu.campaigns.service import Audiences
+    from tsunagu.campaigns.store import DynamoAudienceStore
+
+    return Audiences(DynamoAudienceStore(get_settings().required("table_name")))
+
+
+class FactTags:
+    """Automatic tags for the linking and coupon rooms: the campaigns room is imported on the
+    first fact, not at a function's cold start (the redemption function rarely has a rule)."""
+
+    def on_fact(self, account_id: str, user_id: str, on: str, value: str = "") -> int:
+        return audiences().on_fact(account_id, user_id, on, value)
+
+
+@lru_cache(maxsize=1)
+def campaigns() -> Campaigns:
+    from tsunagu.campaigns.schedule_store import EventBridgeLaunchSchedules
+    from tsunagu.campaigns.service import Campaigns
+    from tsunagu.campaigns.store import DynamoCampaignStore
+    from tsunagu.infrastructure.queues import SqsEventQueues
+
+    s = get_settings()
+    return Campaigns(
+        DynamoCampaignStore(s.required("table_name")),
+        audiences(),
+        SqsEventQueues({"campaign": s.required("campaign_queue_url")}),
+        EventBridgeLaunchSchedules(s.required("campaign_queue_arn"), s.required("campaign_scheduler_role_arn")),
+        line_client(),
+        billing_service(),
+        channel_secrets(),
+        coupon_store(),
+        s.public_base_url,
+        s.campaign_narrowcast_above,
     )
 
 

@@ -262,6 +262,23 @@ class BillingService:
                 details=[{"requested": n, "left": e.left, "limit": e.which}],
             ) from None
 
+    def reserve_many(self, account_id: str, send_id: str, n: int, fingerprint: str) -> bool:
+        """One reservation for a whole series of sends (a campaign): ``QuotaRefused`` (409) past
+        the month's cap, nothing reserved; False when ``send_id`` holds a reservation already.
+        Each send then records its own usage-ledger entry; ``settle`` closes the reservation."""
+        return self._reserve(account_id, send_id, self.today(), n, None, fingerprint)
+
+    def settle(self, account_id: str, send_id: str, used: int) -> bool:
+        return self.store.settle(account_id, send_id, used)
+
+    def left_this_month(self, account_id: str) -> int | None:
+        """Billable messages the month can still reserve today (None: no cap applies)."""
+        day = self.today()
+        limit, _ = self.month_limit(account_id, day)
+        if limit is None:
+            return None
+        return max(0, limit - self.store.reserved(account_id, day.strftime("%Y-%m")))
+
     def send(
         self, account_id: str, kind: str, body: dict[str, Any], retry_key: str, campaign: tuple[str, int] | None
     ) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from tsunagu import keys
 from tsunagu.billing.ports import QuotaExceeded
 from tsunagu.billing.usage import DEFAULT_SHARDS, shard_of
 from tsunagu.billing.usage_store import counter_update, ledger_items
+from tsunagu.errors import Conflict
 from tsunagu.infrastructure.dynamodb import Repository, condition_failed, from_item, to_item, update_op
 
 RESERVED, COMMITTED = "reserved", "committed"
@@ -24,6 +25,10 @@ RESERVED, COMMITTED = "reserved", "committed"
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _rows(history: list[tuple[date, str]]) -> list[list[str]]:
+    return [[d.isoformat(), str(p)] for d, p in history]
 
 
 class DynamoBillingStore(Repository):
@@ -43,25 +48,25 @@ class DynamoBillingStore(Repository):
 
     # ------------------------------------------------------------------ plans and options
     def plan_history(self, account_id: str) -> list[tuple[date, str]]:
-        rows = self._prefix(keys.account_partition(account_id), keys.PLAN_SK_PREFIX)
-        return [(date.fromisoformat(r["effective"]), r["plan"]) for r in rows]
+        """One GetItem: every billed send and every quota check reads it (a Query of history
+        rows was the cost of a campaign's schedule call on a large account)."""
+        item = self._get(keys.plan_history(account_id))
+        return [(date.fromisoformat(e), p) for e, p in (item or {}).get("history", [])]
 
     def replace_plan_history(self, account_id: str, old: list[tuple[date, str]], new: list[tuple[date, str]]) -> None:
-        """Write the difference between two histories (a change, or a pending one replaced)."""
-        rows = {(r["effective"], r["plan"]): r for r in self._prefix(keys.account_partition(account_id), "PLAN#")}
-        keep = {(d.isoformat(), str(p)) for d, p in new}
-        for (eff, plan), r in rows.items():
-            if (eff, plan) not in keep:
-                self.db.delete_item(TableName=self.table, Key=to_item({"PK": r["PK"], "SK": r["SK"]}))
-        for d, p in new:
-            if (d.isoformat(), str(p)) not in rows:
-                item = {
-                    **keys.plan_change(account_id, d.isoformat(), _now_ms()),
-                    "entity": "plan_change",
-                    "effective": d.isoformat(),
-                    "plan": str(p),
-                }
-                self.db.put_item(TableName=self.table, Item=to_item(item))
+        """The whole history in one conditional put: it must still be ``old`` (or absent, when
+        ``old`` came from the account's creation), so two changes at once cannot both win."""
+        item = {
+            **keys.plan_history(account_id),
+            "entity": "plan_history",
+            "history": _rows(new),
+            "changed_ms": _now_ms(),
+        }
+        stored = self._get(keys.plan_history(account_id))
+        condition = "attribute_not_exists(PK)" if stored is None else "history = :old"
+        values = None if stored is None else {":old": _rows(old)}
+        if not self._put_if(item, condition, values):
+            raise Conflict("the plan changed meanwhile; read it again and retry", code="plan_changed")
 
     def options(self, account_id: str) -> list[dict[str, Any]]:
         return self._prefix(keys.account_partition(account_id), keys.OPTION_SK_PREFIX)
@@ -172,20 +177,18 @@ class DynamoBillingStore(Repository):
                     "ExpressionAttributeValues": to_item({":r": RESERVED}),
                 }
             },
-            update_op(
-                self.table, keys.quota_month(account_id, r["month"]), "ADD reserved :minus", {":minus": -int(r["n"])}
-            ),
+            *self._give_back(account_id, r, int(r["n"])),
         ]
-        if r.get("campaign"):
-            items.append(
-                update_op(
-                    self.table,
-                    keys.campaign_cap(account_id, r["campaign"]),
-                    "ADD reserved :minus",
-                    {":minus": -int(r["n"])},
-                )
-            )
         return self._transact_once(items)
+
+    def _give_back(self, account_id: str, r: dict[str, Any], n: int) -> list[dict[str, Any]]:
+        """The updates that return ``n`` of reservation ``r`` to its month (and its campaign's cap)."""
+        month = keys.quota_month(account_id, r["month"])
+        items = [update_op(self.table, month, "ADD reserved :minus", {":minus": -n})]
+        if r.get("campaign"):
+            cap = keys.campaign_cap(account_id, r["campaign"])
+            items.append(update_op(self.table, cap, "ADD reserved :minus", {":minus": -n}))
+        return items
 
     def commit(self, account_id: str, send_id: str, kind: str, recipients: int, at_ms: int) -> bool:
         """The send went out: the reservation is kept and the usage ledger records it, once."""
@@ -199,6 +202,26 @@ class DynamoBillingStore(Repository):
         )
         ledger = ledger_items(self.table, account_id, send_id, kind, recipients, at_ms, self.shards)
         return self._transact_once([mark, *ledger])
+
+    def settle(self, account_id: str, send_id: str, used: int) -> bool:
+        """A reservation that covered many sends (a campaign's chunks, each with its own ledger
+        entry) is closed: committed, and what it reserved beyond ``used`` given back. Once."""
+        r = self._get(keys.reservation(account_id, send_id))
+        if r is None or r["state"] != RESERVED:
+            return False
+        unused = max(0, int(r["n"]) - used)
+        items: list[dict[str, Any]] = [
+            update_op(
+                self.table,
+                keys.reservation(account_id, send_id),
+                "SET #s = :c, used = :u REMOVE GSI1PK, GSI1SK",
+                {":c": COMMITTED, ":r": RESERVED, ":u": used},
+                condition="#s = :r",
+                names={"#s": "state"},
+            ),
+            *self._give_back(account_id, r, unused),
+        ]
+        return self._transact_once(items)
 
     def open_reservations(self, account_id: str, before_ms: int) -> list[str]:
         """Send ids whose reservation was made before ``before_ms`` and is still open."""

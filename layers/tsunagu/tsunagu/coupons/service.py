@@ -33,7 +33,7 @@ from tsunagu.errors import Conflict, NotFound, ValidationFailed
 
 if TYPE_CHECKING:
     from tsunagu.coupons.ports import CouponStore, LoginChannels, LoginTokens
-    from tsunagu.linking.ports import KeyRing, LinkedMembers
+    from tsunagu.linking.ports import FactTagger, KeyRing, LinkedMembers
 
 ACTIVE, CLOSED = "active", "closed"
 GRANTED, WON, LOST, CAP = "granted", "won", "lost", "cap_reached"
@@ -181,6 +181,11 @@ class CouponGrants:
     catalog: CouponCatalog
     links: LinkedMembers  # DynamoLinkStore (R-LINK-7: linked users are members)
     rng: c.RandomSource = field(default_factory=random.SystemRandom)
+    tagger: FactTagger | None = None  # automatic tags on grant / redemption (campaigns room)
+
+    def tag(self, account_id: str, user_id: str, on: str, coupon_id: str) -> None:
+        if self.tagger is not None:
+            self.tagger.on_fact(account_id, user_id, on, coupon_id)
 
     def is_member(self, account_id: str, user_id: str) -> bool:
         return bool(self.links.user_links(account_id, user_id))
@@ -215,6 +220,8 @@ class CouponGrants:
         if status in (GRANTED, WON):
             g["ref"] = c.grant_ref_for(self.store.next_serial(account_id) % 10**c.GRANT_DIGITS)
         if self.store.add_grant(account_id, g, winner_cap=cap):
+            if status in (GRANTED, WON):
+                self.tag(account_id, user_id, "coupon_granted", coupon_id)
             return grant_view(g, new=True)
         existing = self.store.grant(account_id, coupon_id, user_id)
         if existing is not None:  # a concurrent grant of the same person won
@@ -529,6 +536,7 @@ class Redemptions:
             defn.total_cap,
         )
         if ok:
+            self.grants.tag(account_id, user, "coupon_redeemed", defn.coupon_id)
             return {**redemption_view(redemption), "replayed": False}
         # Lost a race: the same key from a concurrent retry, the person's use, or the cap.
         prior = self.store.redemption_request(account_id, key_hash)

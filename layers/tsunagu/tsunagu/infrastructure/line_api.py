@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
+from datetime import date
 from typing import Any
 
 from tsunagu.errors import LineApiError, LineRateLimited, LineRefused
@@ -41,20 +43,27 @@ class LineClient:
         self.timeout = timeout
 
     def _post(self, path: str, token: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+        return self._request("POST", path, token, body, headers)[0]
+
+    def _request(
+        self, method: str, path: str, token: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> tuple[Any, dict[str, str]]:
+        """LINE's JSON answer and its response headers (``x-line-request-id``)."""
         req = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
             self.base_url + path,
             data=json.dumps(body, ensure_ascii=False).encode(),
-            method="POST",
+            method=method,
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json", **(headers or {})},
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:  # noqa: S310 - scheme checked in __init__
                 raw = r.read()
+                got = {k.lower(): v for k, v in r.headers.items()}
         except urllib.error.HTTPError as e:
             raise _http_error(e) from None
         except (urllib.error.URLError, TimeoutError) as e:
             raise LineApiError(0, str(e)) from None
-        return json.loads(raw) if raw else {}
+        return (json.loads(raw) if raw else {}), got
 
     def reply(self, access_token: str, reply_token: str, texts: list[str]) -> list[str]:
         """Send a reply; returns the ids LINE gave the sent messages."""
@@ -93,9 +102,45 @@ class LineClient:
             raise
         return "sent"
 
+    def create_audience(self, access_token: str, description: str, user_ids: list[str]) -> int:
+        """An audience for uploading user ids (``POST /v2/bot/audienceGroup/upload``, <= 10,000)."""
+        body = {"description": description[:120], "audiences": [{"id": u} for u in user_ids]}
+        return int(self._post("/v2/bot/audienceGroup/upload", access_token, body)["audienceGroupId"])
+
+    def add_to_audience(self, access_token: str, group_id: int, user_ids: list[str]) -> None:
+        """More user ids for an uploaded audience (``PUT /v2/bot/audienceGroup/upload``, <= 10,000)."""
+        body = {"audienceGroupId": group_id, "audiences": [{"id": u} for u in user_ids]}
+        self._request("PUT", "/v2/bot/audienceGroup/upload", access_token, body)
+
+    def narrowcast(self, access_token: str, body: dict[str, Any], retry_key: str) -> str | None:
+        """A narrowcast (202, delivered later); its request id for the progress endpoint, or None
+        when LINE accepted this retry key before (409)."""
+        try:
+            _, headers = self._request(
+                "POST", "/v2/bot/message/narrowcast", access_token, body, {"X-Line-Retry-Key": retry_key}
+            )
+        except LineRefused as e:
+            if e.http_status == 409:
+                return None
+            raise
+        return headers.get("x-line-request-id")
+
+    def narrowcast_progress(self, access_token: str, request_id: str) -> dict[str, Any]:
+        q = urllib.parse.urlencode({"requestId": request_id})
+        return dict(self._get(f"/v2/bot/message/progress/narrowcast?{q}", access_token))
+
     def quota_consumption(self, access_token: str) -> int:
         """Billable messages LINE counted this month (``GET /v2/bot/message/quota/consumption``)."""
         return int(self._get("/v2/bot/message/quota/consumption", access_token)["totalUsage"])
+
+    def unit_insight(self, access_token: str, unit: str, first: date, last: date) -> dict[str, Any]:
+        """LINE's per-unit statistics (``GET /v2/bot/insight/message/event/aggregation``) of
+        messages sent with ``customAggregationUnits: [unit]``, JST dates ``first``..``last``
+        (at most 30 days apart). LINE answers null for fewer than 20 users; kept as None."""
+        q = urllib.parse.urlencode(
+            {"customAggregationUnit": unit, "from": first.strftime("%Y%m%d"), "to": last.strftime("%Y%m%d")}
+        )
+        return dict(self._get(f"/v2/bot/insight/message/event/aggregation?{q}", access_token))
 
     def _get(self, path: str, token: str) -> Any:
         req = urllib.request.Request(  # noqa: S310 - scheme checked in __init__

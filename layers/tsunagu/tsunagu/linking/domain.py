@@ -142,6 +142,18 @@ def parse_birth_date(raw: str) -> str:
     return s
 
 
+def age_band(birth_yyyymmdd: str, today: date) -> str:
+    """The decade of age on ``today`` (``"30s"``; ``"under_20"``, ``"70_plus"``): what a segment
+    may know of a birth date (the date itself is kept only as a keyed hash)."""
+    born = date(int(birth_yyyymmdd[:4]), int(birth_yyyymmdd[4:6]), int(birth_yyyymmdd[6:]))
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    if age < 20:
+        return "under_20"
+    if age >= 70:
+        return "70_plus"
+    return f"{age // 10 * 10}s"
+
+
 def parse_member_number(raw: str) -> str:
     """R-LINK-1 / R-LINK-14: a co-op number (4-12 digits) or N + 10 digits."""
     try:

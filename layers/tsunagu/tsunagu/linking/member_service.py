@@ -12,7 +12,7 @@ from tsunagu.linking.members import MAX_PASSWORDS_PER_REQUEST, MAX_ROWS_PER_REQU
 from tsunagu.linking.service import target_of
 
 if TYPE_CHECKING:
-    from tsunagu.linking.ports import KeyRing, LinkStore, MemberRegister
+    from tsunagu.linking.ports import FactTagger, KeyRing, LinkStore, MemberRegister
     from tsunagu.messaging.ports import FriendDirectory
 
 
@@ -22,6 +22,7 @@ class MemberService:
     links: LinkStore
     factor_keys: KeyRing
     friends: FriendDirectory
+    tagger: FactTagger | None = None  # automatic tags on unlink (campaigns room)
 
     def import_rows(
         self,
@@ -102,6 +103,8 @@ class MemberService:
         user = self.links.unlink(account_id, target, actor, reason)
         if user is None:
             raise NotFound("no such link", code="link_not_found")
+        if self.tagger is not None:
+            self.tagger.on_fact(account_id, user, "unlinked")
         return {"target": target, "unlinked_user_id": user}
 
     def segments(self, account_id: str) -> dict[str, list[str]]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from tsunagu.linking.domain import (
     LinkRefused,
+    age_band,
     factor_hash,
     hash_password,
     normalize_email,
@@ -56,6 +58,9 @@ class ContractLineIn(BaseModel):
     monthly_base_fee: int = Field(default=0, ge=0, le=10_000_000, description="yen, tax excluded")
 
 
+Attribute = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
 class MemberIn(BaseModel):
     """One register row as the business sends it (raw values; hashed before storage)."""
 
@@ -68,6 +73,10 @@ class MemberIn(BaseModel):
     login_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     password: Annotated[str, StringConstraints(min_length=8, max_length=128)] | None = None
     lines: list[ContractLineIn] = Field(default_factory=list, max_length=20)
+    # Attributes segments may target (campaigns room); free text of the business's own codes.
+    store: Attribute | None = None
+    plan: Attribute | None = None
+    prefecture: Attribute | None = None
 
     def __repr__(self) -> str:
         return f"MemberIn(member_number={self.member_number!r}, <factors redacted>)"
@@ -109,16 +118,19 @@ def to_record(m: MemberIn, key: bytes) -> MemberRecord:
         )
     if len({ln.line_id for ln in lines}) != len(lines):
         raise LinkRefused("契約回線のIDが重複しています。", code="duplicate_line_id", details="lines")
+    birth = checked("birth_date", parse_birth_date, m.birth_date) if m.birth_date else None
     return MemberRecord(
         member_number=mn,
         phone_hash=factor_hash(key, "phone", checked("phone", normalize_phone_jp, m.phone)) if m.phone else None,
-        birth_hash=factor_hash(key, "birth", checked("birth_date", parse_birth_date, m.birth_date))
-        if m.birth_date
-        else None,
+        birth_hash=factor_hash(key, "birth", birth) if birth else None,
         email_hash=factor_hash(key, "email", checked("email", normalize_email, m.email)) if m.email else None,
         login_id_hash=factor_hash(key, "login_id", normalize_login_id(m.login_id)) if m.login_id else None,
         password_hash=hash_password(m.password) if m.password else None,
         lines=tuple(lines),
+        store=m.store,
+        plan=m.plan,
+        prefecture=m.prefecture,
+        age_band=age_band(birth, date.today()) if birth else None,
     )
 
 
@@ -169,6 +181,9 @@ CSV_COLUMNS = (
     "line_id",
     "usage_code",
     "monthly_base_fee",
+    "store",
+    "plan",
+    "prefecture",
 )
 
 
@@ -204,7 +219,7 @@ def _csv_to_rows(text: str) -> tuple[list[dict[str, Any]], list[int]]:
         mn = (r.get("member_number") or "").strip()
         m = members.setdefault(mn, {"member_number": mn, "lines": []})
         first_line.setdefault(mn, line_no)
-        for col in ("phone", "birth_date", "email", "login_id", "password"):
+        for col in ("phone", "birth_date", "email", "login_id", "password", "store", "plan", "prefecture"):
             if r.get(col):
                 m[col] = r[col].strip()
         if r.get("line_id"):

@@ -58,3 +58,10 @@ class KeyRing(Protocol):
     """A secret key per account (factor hashing, coupon codes), kept in Secrets Manager."""
 
     def key(self, account_id: str) -> bytes: ...
+
+
+class FactTagger(Protocol):
+    """The audiences capability's automatic tags on facts (campaigns room): a link made or
+    released, a coupon granted or redeemed, may add or remove tags by the account's rules."""
+
+    def on_fact(self, account_id: str, user_id: str, on: str, value: str = "") -> int: ...

@@ -15,7 +15,8 @@ class ContractLine:
 
 @dataclass(frozen=True, slots=True)
 class MemberRecord:
-    """What is stored: hashes only."""
+    """What is stored: hashes of the factors, and the attributes segments may target (store,
+    plan, prefecture, and an age band worked out from the birth date at import - never the date)."""
 
     member_number: str
     phone_hash: str | None = None
@@ -24,3 +25,7 @@ class MemberRecord:
     login_id_hash: str | None = None
     password_hash: str | None = None
     lines: tuple[ContractLine, ...] = ()
+    store: str | None = None
+    plan: str | None = None
+    prefecture: str | None = None
+    age_band: str | None = None

@@ -37,7 +37,7 @@ from tsunagu.linking.domain import (
 
 if TYPE_CHECKING:
     from tsunagu.accounts.ports import AccountStore, ChannelSecrets
-    from tsunagu.linking.ports import KeyRing, LinkStore, MemberRegister
+    from tsunagu.linking.ports import FactTagger, KeyRing, LinkStore, MemberRegister
     from tsunagu.messaging.ports import LineMessaging
 
 # Which link kind each accepted factor combination proves.
@@ -105,6 +105,11 @@ class LinkingService:
     limits: LinkLimits = field(default_factory=LinkLimits)
     otps: Any = None  # DynamoOtpStore
     otp_sender: Any = None  # HttpOtpSender
+    tagger: FactTagger | None = None  # automatic tags on link / unlink (campaigns room)
+
+    def _tag(self, account_id: str, user_id: str, on: str) -> None:
+        if self.tagger is not None:
+            self.tagger.on_fact(account_id, user_id, on)  # set ADD / DELETE: a repeat changes nothing
 
     # -- 1. the member asks to link (message worker) -------------------------------------
     def start(self, account_id: str, user_id: str, reply_token: str, base_url: str) -> str:
@@ -335,6 +340,8 @@ class LinkingService:
             return "nonce_user_mismatch"
         contractor = target_of("contractor", record["member_number"]) if record["target"].startswith("LINE#") else None
         failure = self.links.link(account_id, nonce, user_id, record["target"], record["member_number"], contractor)
+        if failure is None:
+            self._tag(account_id, user_id, "linked")
         text = CONFIRMATION if failure is None else refuse(failure).message if failure in _MEMBER_FACING else None
         token = self.secrets.access_token(account_id)
         if text and token and event.get("replyToken"):
@@ -354,11 +361,16 @@ class LinkingService:
                 account_id, lk["target"], "member", None, expected_user=user_id
             ):
                 done.append(lk["target"])
+        if done:
+            self._tag(account_id, user_id, "unlinked")
         return done
 
     def unlink_staff(self, account_id: str, target: str, reason: str) -> str | None:
         """R-LINK-6: staff release a link after checking identity; the reason is audited."""
-        return self.links.unlink(account_id, target, "staff", reason)
+        user = self.links.unlink(account_id, target, "staff", reason)
+        if user is not None:
+            self._tag(account_id, user, "unlinked")
+        return user
 
     def status(self, account_id: str, user_id: str) -> list[dict[str, Any]]:
         return [

@@ -31,6 +31,10 @@ def member_item(account_id: str, r: MemberRecord, now: Any) -> dict[str, Any]:
         "login_id_hash": r.login_id_hash,
         "password_hash": r.password_hash,
         "updated_at": now,
+        "store": r.store,
+        "plan": r.plan,
+        "prefecture": r.prefecture,
+        "age_band": r.age_band,
         "lines": [
             {"line_id": ln.line_id, "usage_code_hash": ln.usage_code_hash, "monthly_base_fee": ln.monthly_base_fee}
             for ln in r.lines
@@ -169,6 +173,10 @@ def _record(d: dict[str, Any]) -> MemberRecord:
             ContractLine(ln["line_id"], ln.get("usage_code_hash"), int(ln.get("monthly_base_fee", 0)))
             for ln in d.get("lines", [])
         ),
+        store=d.get("store"),
+        plan=d.get("plan"),
+        prefecture=d.get("prefecture"),
+        age_band=d.get("age_band"),
     )
 
 

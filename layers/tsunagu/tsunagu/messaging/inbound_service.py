@@ -11,7 +11,7 @@ from tsunagu.accounts.ports import AccountStore
 from tsunagu.lines.domain import line_command
 from tsunagu.linking.service import LinkingService
 from tsunagu.messaging.chats import inbound
-from tsunagu.messaging.ports import ChatArchive
+from tsunagu.messaging.ports import ChatArchive, FriendTagger
 from tsunagu.messaging.replies import can_reply, keyword_reply
 from tsunagu.messaging.reply_service import ReplyService
 
@@ -41,6 +41,7 @@ class MessageService:
     linking: LinkingService | None = None
     lines: LinesService | None = None
     helpdesk: HelpDesk | None = None
+    tagger: FriendTagger | None = None
 
     def handle(self, account_id: str, event: dict[str, Any], received_at_ms: int, origin: str = "") -> str:
         account = self.accounts.profile(account_id)
@@ -55,6 +56,8 @@ class MessageService:
         if message is not None:
             # Conditional write: a redelivered event archives nothing twice.
             self.archive.put(account_id, message, account.chat_retention_days)
+        if self.tagger is not None and source.get("type") == "user" and source.get("userId"):
+            self.tagger.on_event(account_id, source["userId"], event)  # tag rules (set ADD/DELETE: idempotent)
         command = link_command(event) if self.linking is not None else None
         if command is not None and self.linking is not None and source.get("type") == "user":
             return self._link_command(account_id, command, source["userId"], event, received_at_ms, origin)

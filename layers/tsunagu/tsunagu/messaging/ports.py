@@ -44,3 +44,9 @@ class FriendDirectory(FriendStore, Protocol):
     def list(
         self, account_id: str, limit: int = 100, start: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]: ...
+
+
+class FriendTagger(Protocol):
+    """The audiences capability's automatic tags: keyword and postback rules (campaigns room)."""
+
+    def on_event(self, account_id: str, user_id: str, event: dict[str, Any]) -> int: ...
