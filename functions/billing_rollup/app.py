@@ -1,5 +1,6 @@
 """Scheduled billing jobs (EventBridge Scheduler, JST), one per schedule's ``job`` input:
-``daily`` - usage rollup, the LINE quota check and stale quota reservations given back;
+``daily`` - usage rollup, the LINE quota check and stale quota reservations given back (every
+account, or only ``account_ids`` when an operator re-runs it for some);
 ``close`` - the monthly invoice close on the 1st (the previous month); ``points`` - R-PTS-1
 points on the 10th. Each is safe to re-run."""
 
@@ -15,11 +16,14 @@ billing = wiring.billing_service()
 
 def run(event: dict[str, Any]) -> dict[str, Any]:
     job = event.get("job", "daily")
+    only = event.get("account_ids")  # an operator re-running the daily job for named accounts
+    if only is not None and not (isinstance(only, list) and all(isinstance(a, str) for a in only)):
+        raise ValueError("account_ids must be a list of account ids")
     if job == "daily":
         result: dict[str, Any] = {
-            "rollup": billing.daily_rollup(),
-            "quota_check": billing.quota_check(),
-            "released_stale": billing.release_stale(),
+            "rollup": billing.daily_rollup(only=only),
+            "quota_check": billing.quota_check(only=only),
+            "released_stale": billing.release_stale(only=only),
         }
     elif job == "close":
         month = event.get("month") or (billing.today().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")

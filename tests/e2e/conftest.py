@@ -103,6 +103,10 @@ def in_process(local_stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> It
         "SECRET_PREFIX": "tsunagu/dev",
         "LINE_API_BASE_URL": local_stack.sandbox,
     }
+    queues = local_stack.client("sqs").list_queues().get("QueueUrls", [])
+    notify = [q for q in queues if q.endswith("-NotificationQueue")]
+    if notify:  # the sender re-queues a message LINE answered 429 with a delay (issue 15)
+        env["NOTIFICATION_QUEUE_URL"] = notify[0]
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     wiring.reset()

@@ -84,7 +84,7 @@ def shop(local_stack: RunningStack) -> dict[str, Any]:
         "body": {"to": users, "messages": [{"type": "text", "text": "週末セールのお知らせ"}]},
     }
     assert request("POST", f"{api}/accounts/{aid}/messages", send, headers=auth).status == 200
-    request("POST", f"{api}/_local/invoke/BillingRollupFunction", {"job": "daily"})
+    request("POST", f"{api}/_local/invoke/BillingRollupFunction", {"job": "daily", "account_ids": [aid]})
     # The help desk open all day, and one friend asking for an operator (the operator queue).
     hours = {"open": "00:00", "close": "23:59", "calendar": "every_day"}
     assert request("PUT", f"{api}/accounts/{aid}/helpdesk/settings", hours, headers=auth).status == 200

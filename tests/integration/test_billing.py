@@ -288,6 +288,9 @@ def test_daily_rollup_quota_check_and_points(api, make_service, line, stack):
     svc = make_service()
     aid = account(api, "light")
     fill(svc, aid, 7)
+    other = account(api, "light")
+    assert svc.daily_rollup(only=[other]) == {other: 0}  # an operator re-run for one account
+    assert svc.usage(aid)["daily_rollup"] is None  # the others are left alone
     svc.daily_rollup()
     assert svc.usage(aid)["daily_rollup"] == {"day": "2026-11-22", "billable_messages": 7}
     line.consumption = 12  # 5 sent from LINE Official Account Manager, outside tsunagu

@@ -214,8 +214,14 @@ def openapi_document(app: APIGatewayHttpResolver, title: str = "tsunagu", versio
     doc: dict[str, Any] = app.get_openapi_schema(title=title, version=version).model_dump(
         mode="json", by_alias=True, exclude_none=True
     )
+    # A route given ``responses=`` loses the success answer Powertools would have written; put it
+    # back with the route's own status (200, 201 or 202).
+    success = {(r.openapi_path, r.method.lower()): r.status_code for r in app._static_routes + app._dynamic_routes}
     for path, item in doc.setdefault("paths", {}).items():
         for method, op in item.items():
+            responses = op.setdefault("responses", {})
+            if not any(str(code).startswith(("2", "3")) for code in responses):
+                responses[str(success.get((path, method), 200))] = {"description": "Successful Response"}
             _document_shared_errors(path, method, op)
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):  # every 422 is the shared Error body

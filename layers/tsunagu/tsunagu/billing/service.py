@@ -16,7 +16,7 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -507,12 +507,16 @@ class BillingService:
         return shown
 
     # ------------------------------------------------------------------ schedules
-    def daily_rollup(self, day: date | None = None) -> dict[str, int]:
+    def _ids(self, only: Sequence[str] | None) -> Iterable[str]:
+        """Every account, or only the named ones (an operator re-running a job for one account)."""
+        return list(only) if only is not None else self.accounts.list_ids()
+
+    def daily_rollup(self, day: date | None = None, only: Sequence[str] | None = None) -> dict[str, int]:
         """Keep ``GET /usage``'s daily figure and the quota check current (EventBridge, daily)."""
         d = day or self.today()
         month = d.strftime("%Y-%m")
         out = {}
-        for aid in self.accounts.list_ids():
+        for aid in self._ids(only):
             totals = self.ledger.month_totals(aid, month)
             self.store.put_usage_day(
                 aid, d.isoformat(), {"month": month, "billable_messages": billable_total(totals), **totals}
@@ -520,26 +524,26 @@ class BillingService:
             out[aid] = billable_total(totals)
         return out
 
-    def release_stale(self, now_ms: int | None = None) -> dict[str, int]:
+    def release_stale(self, now_ms: int | None = None, only: Sequence[str] | None = None) -> dict[str, int]:
         """Give back reservations still open after LINE's 24-hour retry-key window (a send whose
         LINE call got no answer and was never retried): past it, a retry with the same key would
         be a new message at LINE, so the old reservation can no longer be committed. Without this
         a capped plan would lose those messages from its month. Returns releases per account."""
         cut = (now_ms if now_ms is not None else self.now_ms()) - RETRY_KEY_WINDOW_MS
         out = {}
-        for aid in self.accounts.list_ids():
+        for aid in self._ids(only):
             released = sum(1 for sid in self.store.open_reservations(aid, cut) if self.store.release(aid, sid))
             if released:
                 out[aid] = released
         return out
 
-    def quota_check(self, day: date | None = None) -> dict[str, dict[str, int]]:
+    def quota_check(self, day: date | None = None, only: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
         """Compare tsunagu's billable count with LINE's quota consumption: a difference is
         messages sent outside tsunagu (e.g. from LINE Official Account Manager)."""
         d = day or self.today()
         month = d.strftime("%Y-%m")
         out = {}
-        for aid in self.accounts.list_ids():
+        for aid in self._ids(only):
             token = self.secrets.access_token(aid)
             if not token:
                 continue
