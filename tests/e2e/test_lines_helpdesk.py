@@ -229,3 +229,14 @@ def test_my_page_auto_login_through_the_sample_verifier(carrier) -> None:
     forged = request("GET", uri[:-3] + "AAA")
     assert forged.status == 401 and forged.json["code"] == "ticket_invalid"
     assert len(request("GET", f"{site}/sessions").json["sessions"]) == 1
+
+
+def test_the_gift_outbox_job_runs_on_the_stack_and_finds_nothing_left_after_queued_announcements(carrier) -> None:
+    """Every gift above reached the forward queue, so the outbox sweep (its 5-minute schedule,
+    invoked here) has nothing to announce for this account; the job answers its counts."""
+    api = carrier["stack"].api
+    r = request("POST", f"{api}/_local/invoke/LinesRolloverFunction", {"job": "outbox"})
+    assert r.status == 200, r.text
+    out = r.json["result"]
+    assert out["job"] == "outbox" and out["announced"] == out["due"]
+    assert request("POST", f"{api}/_local/invoke/LinesRolloverFunction", {"job": "bogus"}).status >= 400

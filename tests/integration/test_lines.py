@@ -4,6 +4,7 @@ webhook. The conservation race runs on a moto server (DynamoDB requests atomic, 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -184,6 +185,34 @@ def test_api_gift_is_idempotent_on_gift_id_and_refuses_a_reused_id(lines) -> Non
         svc.gift(ACCOUNT, "gift-0001", "L1", "L2", 1000)
     assert e.value.code == "gift_id_reused"
     assert len(carrier.bodies) == 2  # at least once: the replay announces again, same gift_id
+
+
+def test_a_gift_whose_announcement_cannot_be_queued_stands_and_the_outbox_sweep_announces_it(lines) -> None:
+    """The gift's transaction puts it in the outbox; a queued announcement takes it out; an SQS
+    failure right after the transaction leaves it there for the sweep (R-GIFT-1: the carrier is
+    told at least once, and the member's gift is never undone by a queue outage)."""
+    svc, _, carrier = lines
+    store = svc.store
+    svc.gift(ACCOUNT, "gift-ok", "L1", "L2", 500)
+    assert ("acct_lines", "gift-ok") not in store.outbox_due(2**42)  # announced: not pending
+
+    def down(account_id: str, url: str, body: bytes) -> None:
+        raise ConnectionError("SQS unreachable")
+
+    carrier.announce = down  # type: ignore[method-assign]
+    applied = svc.gift(ACCOUNT, "gift-outbox", "L1", "L2", 500)
+    assert applied["status"] == "applied" and svc.current(ACCOUNT, "L2").remaining_mb == 1000
+    assert (ACCOUNT, "gift-outbox") in store.outbox_due(2**42)
+    assert store.gift_record(ACCOUNT, "gift-outbox")["mb"] == 500  # the index keys stay internal
+    assert "GSI1PK" not in store.gift_record(ACCOUNT, "gift-outbox")
+    # Too recent for the sweep (it leaves the in-flight announcements alone) ...
+    assert svc.announce_pending(older_than_ms=120_000)["announced"] == 0
+    del carrier.announce  # the queue is back
+    later = applied["at_ms"] + 121_000
+    assert svc.announce_pending(older_than_ms=120_000, now=later) == {"due": 1, "announced": 1}
+    body = json.loads(carrier.bodies[-1])
+    assert (body["gift_id"], body["mb"], body["from_line"], body["to_line"]) == ("gift-outbox", 500, "L1", "L2")
+    assert svc.announce_pending(older_than_ms=120_000, now=later) == {"due": 0, "announced": 0}  # once
 
 
 def test_usage_feed_and_rollover(lines) -> None:

@@ -5,6 +5,8 @@ The access patterns these keys serve are listed in ``docs/data-model.md``.
 
 from __future__ import annotations
 
+import zlib
+
 ACCOUNTS_INDEX_PK = "ACCOUNTS"
 
 
@@ -441,6 +443,17 @@ def mobile_line_history(account_id: str, line_id: str, at_ms: int, gift_id: str)
 def data_gift(account_id: str, gift_id: str) -> dict[str, str]:
     """A data gift, written once (its id is the exactly-once key, R-GIFT-1)."""
     return {"PK": f"ACCOUNT#{account_id}#GIFT#{gift_id}", "SK": "GIFT"}
+
+
+GIFT_OUTBOX_SHARDS = 8
+
+
+def gift_outbox_index(account_id: str, gift_id: str, at_ms: int) -> dict[str, str]:
+    """Sparse GSI1 entry on a data gift whose carrier announcement is not yet queued (the
+    outbox): written by the gift's own transaction, removed once the announcement is on the
+    forward queue; a sweep re-announces what is left. Sharded so no one partition is hot."""
+    shard = zlib.crc32(gift_id.encode()) % GIFT_OUTBOX_SHARDS
+    return {"GSI1PK": f"GIFTOUTBOX#{shard}", "GSI1SK": f"{at_ms:013d}#{account_id}#{gift_id}"}
 
 
 def gift_request(account_id: str, request_id: str) -> dict[str, str]:

@@ -1,7 +1,9 @@
 """Lines use cases: load lines and keep them current (the carrier's usage feed), show remaining
 data in the chat (R-LINK-12), and data gifts (R-GIFT-1) from the API or from the chat with a
 confirm step. Every gift is applied once per gift id by the store's transaction; the carrier is
-told afterwards through a signed, retried webhook (at least once; it deduplicates on gift_id)."""
+told afterwards through a signed, retried webhook (at least once; it deduplicates on gift_id).
+The transaction also puts the gift in an outbox, which the announcement empties; a scheduled
+sweep announces what a crash or an SQS failure left there."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from tsunagu.lines import mypage
 from tsunagu.lines.domain import LineCommand, LineNotFound, LinesRefused, MobileLine
 from tsunagu.lines.ports import Carrier, ChatReplies, Keys, LineStore
 from tsunagu.linking.ports import LinkedMembers
+from tsunagu.observability import logger
 
 GIFT_MESSAGES = {
     "gift_already_applied": "このプレゼントはすでに完了しています。",
@@ -152,7 +155,8 @@ class LinesService:
         return self._apply(account_id, record, None)
 
     def _apply(self, account_id: str, record: dict[str, Any], request: tuple[str, str] | None) -> dict[str, Any]:
-        outcome = self.store.gift(account_id, record, request)
+        url = self.store.carrier_webhook(account_id) if self.carrier is not None else None
+        outcome = self.store.gift(account_id, record, request, outbox=url is not None)
         if outcome.code == "gift_already_applied" and request is None:
             done = self.store.gift_record(account_id, record["gift_id"])
             assert done is not None
@@ -162,7 +166,8 @@ class LinesService:
             raise (Conflict if outcome.code in ("gift_conflict", "gift_request_used") else LinesRefused)(
                 message, code=outcome.code
             )
-        self._announce(account_id, record)
+        if url is not None:
+            self._announce_or_leave(account_id, record, url)
         return {**record, "status": "applied", "lines": self._pair(account_id, record)}
 
     def _pair(self, account_id: str, g: dict[str, Any]) -> list[dict[str, Any]]:
@@ -174,10 +179,38 @@ class LinesService:
         self._announce(account_id, done)  # at least once: the carrier deduplicates on gift_id
         return {**done, "status": "already_applied", "lines": self._pair(account_id, done)}
 
+    def _announce_or_leave(self, account_id: str, g: dict[str, Any], url: str) -> None:
+        """The gift is applied whatever happens here: if the announcement cannot be queued, it
+        stays in the outbox and the sweep (``announce_pending``) sends it later."""
+        try:
+            self._send_announcement(account_id, g, url)
+            self.store.clear_outbox(account_id, g["gift_id"])
+        except Exception:  # the gift stands; the outbox sweep retries
+            logger.exception("carrier announcement left in the outbox", extra={"gift_id": g["gift_id"]})
+
+    def announce_pending(self, older_than_ms: int = 120_000, now: int | None = None) -> dict[str, int]:
+        """The outbox sweep (scheduled): announce every gift applied more than ``older_than_ms``
+        ago whose announcement never reached the forward queue. At least once, like the rest:
+        the carrier deduplicates on gift_id; balances are the lines' balances at this moment."""
+        due = self.store.outbox_due((now if now is not None else now_ms()) - older_than_ms)
+        sent = 0
+        for account_id, gift_id in due:
+            g = self.store.gift_record(account_id, gift_id)
+            url = self.store.carrier_webhook(account_id)
+            if g is not None and url is not None and self.carrier is not None:
+                self._send_announcement(account_id, g, url)
+                sent += 1
+            self.store.clear_outbox(account_id, gift_id)  # no URL any more: nothing to tell
+        return {"due": len(due), "announced": sent}
+
     def _announce(self, account_id: str, g: dict[str, Any]) -> None:
         url = self.store.carrier_webhook(account_id)
         if self.carrier is None or url is None:
             return
+        self._send_announcement(account_id, g, url)
+
+    def _send_announcement(self, account_id: str, g: dict[str, Any], url: str) -> None:
+        assert self.carrier is not None
         lines = self._pair(account_id, g)
         body = {
             "type": "data_gift",

@@ -128,16 +128,21 @@ class DynamoLineStore(Repository):
         gift: dict[str, Any],
         request: tuple[str, str] | None = None,
         conflict_retries: int = 12,
+        outbox: bool = False,
     ) -> GiftOutcome:
         """Apply ``gift`` (gift_id, from_line, to_line, mb, month, at_ms, actor) exactly once.
-        ``request``: (request id, LINE user) of the chat confirmation it consumes."""
+        ``request``: (request id, LINE user) of the chat confirmation it consumes. ``outbox``: the
+        gift item also enters the announcement outbox (a sparse index), in the same transaction."""
         t, g = self.table, gift
         cond_month = {"#m": "month"}
+        pending = keys.gift_outbox_index(account_id, g["gift_id"], g["at_ms"]) if outbox else {}
         items: list[dict[str, Any]] = [
             {
                 "Put": {
                     "TableName": t,
-                    "Item": to_item({**keys.data_gift(account_id, g["gift_id"]), "entity": "data_gift", **g}),
+                    "Item": to_item(
+                        {**keys.data_gift(account_id, g["gift_id"]), "entity": "data_gift", **g, **pending}
+                    ),
                     "ConditionExpression": "attribute_not_exists(PK)",
                 }
             },
@@ -214,7 +219,40 @@ class DynamoLineStore(Repository):
         d = self._get(keys.data_gift(account_id, gift_id))
         if d is None:
             return None
-        return {k: (int(v) if k in ("mb", "at_ms") else v) for k, v in d.items() if k not in ("PK", "SK", "entity")}
+        hidden = ("PK", "SK", "entity", "GSI1PK", "GSI1SK")
+        return {k: (int(v) if k in ("mb", "at_ms") else v) for k, v in d.items() if k not in hidden}
+
+    # -- the announcement outbox ---------------------------------------------------------
+    def clear_outbox(self, account_id: str, gift_id: str) -> None:
+        """The announcement is on the forward queue: the gift leaves the outbox."""
+        self.db.update_item(
+            TableName=self.table,
+            Key=to_item(keys.data_gift(account_id, gift_id)),
+            UpdateExpression="REMOVE GSI1PK, GSI1SK",
+            ConditionExpression="attribute_exists(PK)",
+        )
+
+    def outbox_due(self, before_ms: int, limit: int = 500) -> list[tuple[str, str]]:
+        """(account id, gift id) of gifts applied before ``before_ms`` whose announcement was
+        never queued (a crash or an SQS failure between the transaction and the send)."""
+        out: list[tuple[str, str]] = []
+        for shard in range(keys.GIFT_OUTBOX_SHARDS):
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": "GSI1",
+                "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK < :cut",
+                "ExpressionAttributeValues": to_item({":pk": f"GIFTOUTBOX#{shard}", ":cut": f"{before_ms:013d}"}),
+                "ProjectionExpression": "GSI1SK",
+            }
+            while len(out) < limit:
+                r = self.db.query(**kwargs, Limit=limit - len(out))
+                for i in r.get("Items", []):
+                    _, account_id, gift_id = from_item(i)["GSI1SK"].split("#", 2)
+                    out.append((account_id, gift_id))
+                if "LastEvaluatedKey" not in r:
+                    break
+                kwargs["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+        return out
 
     def history(self, account_id: str, line_id: str, limit: int = 50) -> list[dict[str, Any]]:
         r = self.db.query(
