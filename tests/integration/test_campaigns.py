@@ -203,6 +203,26 @@ def test_tags_fields_and_a_segment_preview_of_linked_members_in_one_store(api, l
         auth,
     )
     assert vip[1]["count"] == 2  # uid(0) and uid(5); uid(1) blocked
+    # Browsing a rule's friends a page at a time (the console's friend filter), in user-id order.
+    linked = sorted([uid(0), uid(2), uid(3)])  # uid(1) is linked but blocked
+    seen, after = [], None
+    while True:
+        body = {"rule": {"linked": True}, "limit": 2, **({"after": after} if after else {})}
+        status, page = api.call("POST", f"/accounts/{aid}/segments/browse", body, auth)
+        assert (status, page["count"]) == (200, 3), page
+        seen += [f["user_id"] for f in page["friends"]]
+        assert all(f["linked"] for f in page["friends"])
+        if not (after := page["next"]):
+            break
+    assert seen == linked
+    tagged = api.call("POST", f"/accounts/{aid}/segments/browse", {"rule": {"tag": "vip"}}, auth)[1]
+    assert [(f["user_id"], f["tags"]) for f in tagged["friends"]] == sorted([(uid(0), ["vip"]), (uid(5), ["vip"])])
+    for bad in (
+        {"rule": {"linked": True}, "limit": 0},
+        {"rule": {"linked": True}, "after": "x"},
+        {"rule": {"tag": "no"}},
+    ):
+        assert api.call("POST", f"/accounts/{aid}/segments/browse", bad, auth)[0] == 422
     # CSV bulk: one bad row and nothing is written
     bad = "user_id,tag\n" + f"{uid(7)},vip\n" + f"{uid(8)},nope\n"
     status, out = api.call(

@@ -423,3 +423,28 @@ def test_the_members_and_help_desk_pages_render_for_a_new_account(api, coop):
     assert status == 200 and 'id="link-audit"' in html
     status, _, html = b.get(f"/console/{aid}/helpdesk")
     assert status == 200 and "対応待ちの会話はありません" in html
+
+
+def test_friends_filter_by_tag_and_link_state(api, coop):
+    """友だち: a tag and a link-state filter (the audiences room's rule, one pass over the facts);
+    an unknown tag in the address is 404, an unknown link state is ignored."""
+    from tests.integration.test_campaigns import friends, uid
+
+    aid, auth = coop
+    friends(aid, 6, blocked={4}, linked_store={0: "S01", 3: "S01", 4: "S02"})
+    assert api.call("PUT", f"/accounts/{aid}/tags/vip", None, auth)[0] == 200
+    tagged = {"user_ids": [uid(0), uid(2), uid(4)], "add": ["vip"]}
+    assert api.call("POST", f"/accounts/{aid}/friend-tags", tagged, auth)[0] == 200
+    b = staff_browser(api, aid, auth, "m@coop.example", ["members"])
+    status, _, html = b.get(f"/console/{aid}/friends?tag=vip")
+    assert status == 200 and "条件に合う友だち 2人" in html, html  # uid(4) is blocked
+    assert uid(0) in html and uid(2) in html and uid(4) not in html and uid(1) not in html
+    _, _, html = b.get(f"/console/{aid}/friends?tag=vip&link=unlinked")
+    assert "条件に合う友だち 1人" in html and uid(2) in html and uid(0) not in html
+    _, _, html = b.get(f"/console/{aid}/friends?link=linked")
+    assert "条件に合う友だち 2人" in html and uid(0) in html and uid(3) in html
+    assert '<option value="vip" selected>' not in html and '<option value="linked" selected>' in html
+    status, _, html = b.get(f"/console/{aid}/friends?tag=%3Cnope%3E")
+    assert status == 404 and "<nope>" not in html
+    status, _, html = b.get(f"/console/{aid}/friends?link=bogus")
+    assert status == 200 and "条件に合う友だち" not in html  # the plain list

@@ -210,6 +210,21 @@ def preview_rule(account_id: AccountId, req: Annotated[RuleIn, Body()]) -> dict[
     return wiring.audiences().preview(account_id, req.rule)
 
 
+class BrowseIn(RuleIn):
+    after: Annotated[str, StringConstraints(pattern=r"^U[0-9a-f]{32}$")] | None = Field(
+        None, description="the last user id of the previous page (its `next`)"
+    )
+    limit: StrictInt = Field(100, ge=1, le=500)
+
+
+@router.post("/accounts/<account_id>/segments/browse")  # type: ignore[untyped-decorator]
+def browse_rule(account_id: AccountId, req: Annotated[BrowseIn, Body()]) -> dict[str, Any]:
+    """The friends a rule selects (blocked friends never match), a page at a time in user-id
+    order, with their tags and link state: the console's friend filter."""
+    authenticated(router, account_id)
+    return wiring.audiences().browse(account_id, req.rule, req.after, req.limit)
+
+
 @router.post("/accounts/<account_id>/segments", status_code=201)  # type: ignore[untyped-decorator]
 def save_segment(account_id: AccountId, req: Annotated[SegmentIn, Body()]) -> dict[str, Any]:
     authenticated(router, account_id)

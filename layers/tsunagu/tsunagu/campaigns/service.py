@@ -204,6 +204,28 @@ class Audiences:
             "took_ms": round((time.perf_counter() - t) * 1000, 1),
         }
 
+    def browse(self, account_id: str, rule: Any, after: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """The friends a rule selects, a page at a time in user-id order (the console's friend
+        filter and ``POST …/segments/browse``): one pass over the facts, no read per friend."""
+        compiled = self.compile(account_id, rule)
+        records = self.store.friend_facts(account_id, compiled.needs)
+        chosen = sorted((r for r in records if compiled.predicate(r)), key=lambda r: r["user_id"])
+        rest = [r for r in chosen if after is None or r["user_id"] > after]
+        page = rest[:limit]
+        return {
+            "count": len(chosen),
+            "friends": [
+                {
+                    "user_id": r["user_id"],
+                    "since_ms": r["since_ms"],
+                    "linked": r["linked"],
+                    "tags": sorted(r["tags"]),
+                }
+                for r in page
+            ],
+            "next": page[-1]["user_id"] if len(rest) > limit else None,
+        }
+
     def save_segment(self, account_id: str, name: str, rule: Any) -> dict[str, Any]:
         self.compile(account_id, rule)  # refuse it now, not at send time
         sid = f"seg_{secrets.token_hex(6)}"
