@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import OPERATOR_KEY, start_stack, stop_stack  # noqa: E402
+from bench.common import bench_account, start_stack, stop_stack  # noqa: E402
 from tsunagu_local.client import request  # noqa: E402
 
 TEXT = [{"type": "text", "text": "冬のセール"}]
@@ -44,25 +44,12 @@ def run(n: int, rounds: int, ports: Any) -> None:
 
     from tsunagu_local import seed
 
-    api, sb, moto = (f"http://127.0.0.1:{p}" for p in (ports.http, ports.sandbox, ports.moto))
-    r = request(
-        "POST",
-        f"{api}/accounts",
-        {"name": "bench", "plan": "standard"},
-        headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
-    )
-    aid, auth = r.json["account_id"], {"Authorization": f"Bearer {r.json['api_key']}"}
-    ch = request("POST", f"{sb}/_sandbox/channels", {}).json
-    request(
-        "PUT",
-        f"{api}/accounts/{aid}/channel",
-        {"channel_secret": ch["channelSecret"], "access_token": ch["accessToken"]},
-        headers=auth,
-    )
-    ddb, sm = seed.connect(moto)
-    table = next(t for t in ddb.list_tables()["TableNames"] if "Idempotency" not in t)
+    acct = bench_account(ports)
+    api, sb, moto, aid, auth = acct.api, acct.sandbox, acct.moto, acct.account_id, acct.auth
+    seeder = acct.seeder()
+    table = seeder.table
     t0 = time.perf_counter()
-    seed.run(seed.Seeder(ddb, sm, table, "tsunagu/dev", aid, show_progress=False), n, 0, 0, say=lambda _: None)
+    seed.run(seeder, n, 0, 0, say=lambda _: None)
     print(f"seeded {n:,} friends in {time.perf_counter() - t0:.0f} s")
 
     sqs = boto3.client(

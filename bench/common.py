@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -58,3 +60,38 @@ def start_stack(timeout_s: float = 90) -> tuple[subprocess.Popen[bytes], Ports]:
 def stop_stack(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@dataclass
+class BenchAccount:
+    """An account with a sandbox channel on a running local stack, and the stack's addresses."""
+
+    api: str
+    sandbox: str
+    moto: str
+    account_id: str
+    auth: dict[str, str]
+
+    def seeder(self) -> Any:
+        """A ``tsunagu_local.seed.Seeder`` for this account (batch writes to the moto server)."""
+        from tsunagu_local import seed
+
+        ddb, sm = seed.connect(self.moto)
+        table = next(t for t in ddb.list_tables()["TableNames"] if "Idempotency" not in t)
+        return seed.Seeder(ddb, sm, table, "tsunagu/dev", self.account_id, show_progress=False)
+
+
+def bench_account(ports: Ports, plan: str = "standard") -> BenchAccount:
+    api, sb, moto = (f"http://127.0.0.1:{p}" for p in (ports.http, ports.sandbox, ports.moto))
+    r = request(
+        "POST", f"{api}/accounts", {"name": "bench", "plan": plan}, headers={"Authorization": f"Bearer {OPERATOR_KEY}"}
+    )
+    aid, auth = r.json["account_id"], {"Authorization": f"Bearer {r.json['api_key']}"}
+    ch = request("POST", f"{sb}/_sandbox/channels", {}).json
+    request(
+        "PUT",
+        f"{api}/accounts/{aid}/channel",
+        {"channel_secret": ch["channelSecret"], "access_token": ch["accessToken"]},
+        headers=auth,
+    )
+    return BenchAccount(api, sb, moto, aid, auth)

@@ -10,7 +10,9 @@ hold the lock for their whole wait.
 It also replaces moto's whole-table backup in TransactWriteItems with an undo log of the items
 the transaction touches (``tsunagu_local.moto_transactions``), so a transaction costs the same on
 a table of 100,000 items as on an empty one. ``TSUNAGU_MOTO_STOCK_TRANSACTIONS=1`` keeps moto's
-own (for before/after benchmarks).
+own (for before/after benchmarks). And it answers Query from the asked partition instead of
+sorting the whole table on every query (``tsunagu_local.moto_queries``);
+``TSUNAGU_MOTO_STOCK_QUERIES=1`` keeps moto's own.
 
     python -m tsunagu_local.moto_server -H 127.0.0.1 -p 5001"""
 
@@ -26,7 +28,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from moto.server import MotoRequestHandler
 from werkzeug.serving import run_simple
 
-from tsunagu_local import moto_transactions
+from tsunagu_local import moto_queries, moto_transactions
 
 _lock = threading.Lock()
 
@@ -50,6 +52,8 @@ def main() -> None:
     args = ap.parse_args()
     if os.environ.get("TSUNAGU_MOTO_STOCK_TRANSACTIONS") != "1":
         moto_transactions.install()
+    if os.environ.get("TSUNAGU_MOTO_STOCK_QUERIES") != "1":
+        moto_queries.install()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, Serialised(app), threaded=True, request_handler=MotoRequestHandler)
 

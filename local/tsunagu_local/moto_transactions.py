@@ -31,8 +31,7 @@ import copy
 import hashlib
 import inspect
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +46,8 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+from tsunagu_local.patching import patched
 
 log = logging.getLogger(__name__)
 
@@ -234,25 +235,10 @@ def installed() -> bool:
     return DynamoDBBackend.transact_write_items is transact_write_items
 
 
-@contextmanager
-def stock_transactions() -> Iterator[None]:
+def stock_transactions() -> AbstractContextManager[None]:
     """Run a block with moto's own implementation (benchmarks and the differential test)."""
-    was = installed()
-    uninstall()
-    try:
-        yield
-    finally:
-        if was:
-            install()
+    return patched(install, uninstall, installed, False, "transact_write_items")
 
 
-@contextmanager
-def item_level_rollback() -> Iterator[None]:
-    was = installed()
-    if not install():
-        raise RuntimeError("moto's transact_write_items is not the version this patch mirrors")
-    try:
-        yield
-    finally:
-        if not was:
-            uninstall()
+def item_level_rollback() -> AbstractContextManager[None]:
+    return patched(install, uninstall, installed, True, "transact_write_items")

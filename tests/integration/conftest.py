@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from tsunagu import wiring
-from tsunagu_local import moto_transactions
+from tsunagu_local import moto_queries, moto_transactions
 from tsunagu_local.gateway import Route, build_v2_event, to_http
 from tsunagu_local.resources import Stack, create_resources
 from tsunagu_local.runtime import LocalFunction
@@ -21,8 +21,9 @@ OPERATOR_KEY = "operator-key-for-tests-0123456789"
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    # The local stack's item-level transaction rollback, so these tests run what `make serve` runs.
-    with mock_aws(), moto_transactions.item_level_rollback():
+    # The local stack's item-level transaction rollback and partition queries, so these tests run
+    # what `make serve` runs.
+    with mock_aws(), moto_transactions.item_level_rollback(), moto_queries.partition_queries():
         s = create_resources(params={"LineApiBaseUrl": "http://127.0.0.1:9"})
         env: dict[str, str] = {}
         for spec in s.functions.values():
