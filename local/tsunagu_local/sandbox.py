@@ -32,6 +32,11 @@ Control API (not LINE's): ``/_sandbox/...``
   with a one-time ``code`` (or ``error=access_denied`` when no user is set); ``POST
   /oauth2/v2.1/token`` exchanges it (client secret, redirect_uri checked) for an HS256 ID token
   signed with the channel secret (``iss``, ``sub``, ``aud``, ``exp``, ``nonce``).
+- LIFF (ES256 ID tokens): ``GET /oauth2/v2.1/certs`` serves LINE Login's JWK Set with
+  ``Cache-Control: max-age``; ``POST /_sandbox/liff/id-token`` {channelId, userId?, expSeconds?,
+  nonce?} -> {idToken, kid} (what ``liff.getIDToken()`` gives, signed with the current key);
+  ``POST /_sandbox/liff/rotate`` {dropOld?} makes a new current key; ``PUT /_sandbox/liff``
+  {maxAge}; ``GET /_sandbox/liff`` -> {kids, certsFetches, maxAge}.
 - ``PUT /_sandbox/insight`` {impression?, click?, media?} - the rates (0-1) of the users sent to
   under a customAggregationUnit that the per-unit insight endpoint reports (null below 20).
 - ``PUT /_sandbox/rate-limits`` {path, limit?, windowSeconds?, next?, retryAfter?} - LINE's rate
@@ -191,6 +196,9 @@ class SandboxState:
     unit_recipients: dict[tuple[str, str], int] = field(default_factory=dict)
     insight_rates: dict[str, float] = field(default_factory=lambda: {"impression": 0.6, "click": 0.2, "media": 0.0})
     mypages: dict[str, dict[str, Any]] = field(default_factory=dict)  # a company's My Page: config, sessions
+    liff_keys: list[Any] = field(default_factory=list)  # LINE Login's ES256 keys (joserfc ECKey), newest last
+    liff_max_age: int = 3600  # Cache-Control max-age of GET /oauth2/v2.1/certs
+    certs_fetches: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def channel_by_token(self, token: str) -> Channel | None:
@@ -470,6 +478,73 @@ class LineSandbox:
             "scope": "openid",
             "token_type": "Bearer",
         }
+
+    # ------------------------------------------------------------------ LIFF (ES256 ID tokens)
+    def _liff_key(self, rotate: bool = False, drop_old: bool = False) -> Any:
+        """The key LINE signs LIFF ID tokens with now (a new one on ``rotate``; the old ones stay
+        published, as LINE keeps a retiring key in its JWKS, unless ``drop_old``)."""
+        from joserfc.jwk import ECKey
+
+        with self.state.lock:
+            if rotate or not self.state.liff_keys:
+                key = ECKey.generate_key(
+                    "P-256", parameters={"kid": secrets.token_hex(16), "use": "sig", "alg": "ES256"}
+                )
+                self.state.liff_keys = [*([] if drop_old else self.state.liff_keys), key]
+            return self.state.liff_keys[-1]
+
+    def certs(self) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """``GET /oauth2/v2.1/certs``: LINE Login's public keys (JWK Set) for ES256 ID tokens."""
+        self._liff_key()
+        with self.state.lock:
+            self.state.certs_fetches += 1
+            keys = [k.as_dict(private=False) for k in self.state.liff_keys]
+            age = self.state.liff_max_age
+        return 200, {"keys": keys}, {"cache-control": f"max-age={age}"}
+
+    def liff_id_token(self, doc: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """What ``liff.getIDToken()`` returns in a LIFF app of a LINE Login channel: an ES256 JWT
+        signed with LINE's current key (``iss``, ``sub``, ``aud`` = the channel ID, ``exp``,
+        ``iat``, ``amr``; ``nonce`` when given)."""
+        from joserfc import jwt
+
+        from tsunagu.coupons.domain import LINE_ISSUER
+
+        ch = self.state.login_channels.get(str(doc.get("channelId", "")))
+        if ch is None:
+            return 404, {"message": "no such LINE Login channel"}
+        user = doc.get("userId") or ch.user_id
+        if not user:
+            return 400, {"message": "no LINE user is logged in"}
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": LINE_ISSUER,
+            "sub": user,
+            "aud": ch.channel_id,
+            "exp": now + int(doc.get("expSeconds", ch.token_seconds)),
+            "iat": now,
+            "amr": ["linesso"],
+        }
+        if doc.get("nonce"):
+            claims["nonce"] = str(doc["nonce"])
+        key = self._liff_key()
+        token = jwt.encode({"typ": "JWT", "alg": "ES256", "kid": key.kid}, claims, key)
+        return 200, {"idToken": token, "kid": key.kid}
+
+    def liff_control(self, method: str, parts: list[str], doc: dict[str, Any]) -> tuple[int, Any]:
+        if parts == ["liff", "id-token"] and method == "POST":
+            return self.liff_id_token(doc)
+        if parts == ["liff", "rotate"] and method == "POST":
+            return 200, {"kid": self._liff_key(rotate=True, drop_old=bool(doc.get("dropOld"))).kid}
+        if parts == ["liff"] and method == "PUT":
+            with self.state.lock:
+                self.state.liff_max_age = int(doc.get("maxAge", self.state.liff_max_age))
+        if parts == ["liff"]:
+            self._liff_key()
+            with self.state.lock:
+                kids = [k.kid for k in self.state.liff_keys]
+                return 200, {"kids": kids, "certsFetches": self.state.certs_fetches, "maxAge": self.state.liff_max_age}
+        return 404, {"message": "unknown sandbox control"}
 
     def _messages_ok(self, doc: dict[str, Any]) -> str | None:
         msgs = doc.get("messages")
@@ -793,6 +868,8 @@ class LineSandbox:
             return 200, {"ok": True}
         if len(parts) == 3 and parts[0] == "channels" and parts[2] == "webhooks" and method == "POST":
             return 200, self.send_webhook(parts[1], doc)
+        if parts and parts[0] == "liff":
+            return self.liff_control(method, parts, doc)
         if parts == ["login-channels"] and method == "POST":
             lc = self.new_login_channel(doc.get("userId"), int(doc.get("tokenSeconds", 3600)))
             return 201, {"channelId": lc.channel_id, "channelSecret": lc.secret, "userId": lc.user_id}
@@ -881,6 +958,8 @@ class LineSandbox:
                 try:
                     if url.path == "/oauth2/v2.1/token" and self.command == "POST":
                         status, payload = sb.token(body)
+                    elif url.path == "/oauth2/v2.1/certs" and self.command == "GET":
+                        status, payload, extra = sb.certs()
                     elif url.path.startswith("/_sandbox/"):
                         status, payload = sb.control(self.command, url.path, parse_qs(url.query), body, headers)
                     elif url.path == "/v2/bot/message/progress/narrowcast" and self.command == "GET":

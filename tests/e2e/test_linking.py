@@ -91,6 +91,12 @@ def member_links(oa: dict[str, Any], mn: str) -> list[dict[str, Any]]:
     return request("GET", f"{oa['stack'].api}/accounts/{oa['id']}/members/{mn}", headers=oa["auth"]).json["links"]
 
 
+def staff_unlink(oa: dict[str, Any], mn: str, kind: str, reason: str):
+    """Staff release a link after checking identity (R-LINK-6)."""
+    url = f"{oa['stack'].api}/accounts/{oa['id']}/members/{mn}/unlink"
+    return request("POST", url, {"kind": kind, "reason": reason}, headers=oa["auth"])
+
+
 def test_coop_member_links_end_to_end_and_a_second_line_account_is_refused(coop):
     user = new_user()
     page = open_page(coop, user)
@@ -122,7 +128,7 @@ def test_coop_member_links_end_to_end_and_a_second_line_account_is_refused(coop)
         ({"phone": "080-0000-0000"}, "phone_mismatch"),
         ({"birth_date": "1971-04-01"}, "birth_date_format"),
         ({"birth_date": "19710402"}, "birth_date_mismatch"),
-        ({"member_number": "9999999"}, "member_not_found"),
+        ({"member_number": "9999999"}, "phone_mismatch"),  # issue 16: not an enumeration oracle
         ({"member_number": "2345678", "phone": "09011112222"}, "birth_date_not_registered"),
         # issue 15: a number padded past 40 characters, circled digits (NFKC would read them)
         ({"phone": "090-1234-5678" + " " * 40}, "phone_format"),
@@ -151,32 +157,80 @@ def test_missing_csrf_cookie_and_expired_session_are_refused(coop):
     assert (r.status, code_of(r)) == (410, "session_expired")  # R-LINK-4
 
 
-def test_brute_force_birth_dates_lock_the_member_out_and_link_nothing(coop):
-    codes = []
-    for i in range(7):
-        page = open_page(coop, new_user())  # a new LINE user each time: the member's own limit holds
-        codes.append(code_of(submit(coop, page, "member", **{**MEMBER, "birth_date": f"1971040{i + 2}"})))
-    assert codes[:5] == ["birth_date_mismatch"] * 5 and codes[5:] == ["locked_out"] * 2
+def test_one_line_users_brute_force_locks_that_user_only_and_links_nothing(coop):
+    """issue 16: the limit is per LINE user and member number, so the guesser stops itself - 5
+    wrong birth dates, then ``locked_out`` even with the right answer - and the member does not."""
     page = open_page(coop, new_user())
-    r = submit(coop, page, "member", **MEMBER)  # even the right answer, while locked out
+    codes = [code_of(submit(coop, page, "member", **{**MEMBER, "birth_date": f"1971040{i + 2}"})) for i in range(7)]
+    assert codes[:5] == ["birth_date_mismatch"] * 5 and codes[5:] == ["locked_out"] * 2
+    r = submit(coop, page, "member", **MEMBER)  # even the right answer, from the locked-out LINE user
     assert (r.status, code_of(r)) == (429, "locked_out")
     assert member_links(coop, "1234567") == []
 
 
-def test_parallel_wrong_guesses_cannot_beat_the_lockout(coop):
-    """Each attempt takes its slot with an atomic ADD before anything is verified: 12 wrong birth
-    dates at once from 12 LINE users still get at most 5 answers (R-LINK lockout, 5 per member)."""
+def test_parallel_wrong_guesses_of_one_line_user_cannot_beat_its_limit(coop):
+    """Each attempt takes its slot with a conditional write before anything is verified: 12
+    wrong birth dates at once from one LINE user get at most 5 answers (per member and user)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    pages = [open_page(coop, new_user()) for _ in range(12)]
+    page = open_page(coop, new_user())
 
     def guess(i: int) -> str:
-        return code_of(submit(coop, pages[i], "member", **{**MEMBER, "birth_date": f"19700{i % 9 + 1}01"}))
+        return code_of(submit(coop, page, "member", **{**MEMBER, "birth_date": f"19700{i % 9 + 1}01"}))
 
     with ThreadPoolExecutor(12) as pool:
         codes = list(pool.map(guess, range(12)))
     assert codes.count("birth_date_mismatch") <= 5 and codes.count("locked_out") >= 7, codes
     assert set(codes) <= {"birth_date_mismatch", "locked_out"}
+
+
+def test_a_strangers_hundred_failures_do_not_stop_the_member_with_the_right_factors(coop):
+    """issue 16 / R-LINK-1, R-LINK-3: LINE user A fails 100 times against member M (wrong phones
+    and wrong birth dates); LINE user B, with M's right factors, links at once."""
+    page_a = open_page(coop, new_user())
+    codes = []
+    for i in range(100):
+        wrong = {"birth_date": f"1960{i % 12 + 1:02d}{i % 28 + 1:02d}"} if i % 2 else {"phone": f"0801111{i:04d}"}
+        codes.append(code_of(submit(coop, page_a, "member", **{**MEMBER, **wrong})))
+    assert codes.count("locked_out") == 95 and set(codes[:5]) <= {"phone_mismatch", "birth_date_mismatch"}
+    b = new_user()
+    r = submit(coop, open_page(coop, b), "member", **MEMBER)
+    assert r.status == 302, r.text
+    through_dialog(coop, r.headers["location"])
+    assert [lk["user_id"] for lk in member_links(coop, "1234567")] == [b]
+
+
+def test_an_unknown_member_number_is_answered_like_a_wrong_phone(coop):
+    """issue 16 / R-LINK-1: the two distinct answers stay (phone not on file; birth date not
+    registered), but a number that does not exist reads exactly like a wrong phone number:
+    same status, code and page text, and the same limit (5, then locked_out)."""
+    page = open_page(coop, new_user())
+    wrong_phone = submit(coop, page, "member", **{**MEMBER, "phone": "08000000000"})
+    unknown = submit(coop, page, "member", **{**MEMBER, "member_number": "9999990"})
+    assert (wrong_phone.status, code_of(wrong_phone)) == (unknown.status, code_of(unknown)) == (422, "phone_mismatch")
+    alert = re.compile(r'<[^>]*data-code="[^"]*"[^>]*>.*?</', re.S)
+    assert alert.search(wrong_phone.text).group(0) == alert.search(unknown.text).group(0)
+    codes = [code_of(submit(coop, page, "member", **{**MEMBER, "member_number": "9999990"})) for _ in range(5)]
+    assert codes == ["phone_mismatch"] * 4 + ["locked_out"]
+
+
+def test_a_lost_race_nonce_is_refused_after_the_winners_link_is_released(coop):
+    """issue 16: A and B both pass the page (two nonces); A links; staff release A's link
+    (R-LINK-6); B's nonce from before is dead - it links nothing - and B is told to start over."""
+    a, b = new_user(), new_user()
+    loc_a = submit(coop, open_page(coop, a), "member", **MEMBER).headers["location"]
+    loc_b = submit(coop, open_page(coop, b), "member", **MEMBER).headers["location"]
+    through_dialog(coop, loc_a)
+    assert [lk["user_id"] for lk in member_links(coop, "1234567")] == [a]
+    r = staff_unlink(coop, "1234567", "member", "本人確認済み")
+    assert r.status == 200, r.text
+    through_dialog(coop, loc_b)  # within its 10 minutes, after the release
+    assert member_links(coop, "1234567") == []
+    assert any("連携状況が変わりました" in t for t in replies(coop))
+    # B starts over and links: the release opened the member to a new attempt.
+    r = submit(coop, open_page(coop, b), "member", **MEMBER)
+    through_dialog(coop, r.headers["location"])
+    assert [lk["user_id"] for lk in member_links(coop, "1234567")] == [b]
 
 
 def test_replayed_nonce_failed_result_and_redelivery_link_nothing_more(coop):
@@ -240,12 +294,7 @@ def test_contractor_then_user_link_and_one_usage_code_per_line_account(coop):
     say(coop, user, "連携解除")
     assert [lk["target"] for lk in member_links(coop, "N0123456789")] == ["CONTRACTOR#N0123456789"]
     # Staff release the contractor link with a reason (R-LINK-6).
-    r = request(
-        "POST",
-        f"{coop['stack'].api}/accounts/{coop['id']}/members/N0123456789/unlink",
-        {"kind": "contractor", "reason": "本人確認済み: 機種変更"},
-        headers=coop["auth"],
-    )
+    r = staff_unlink(coop, "N0123456789", "contractor", "本人確認済み: 機種変更")
     assert r.status == 200, r.text
     assert member_links(coop, "N0123456789") == []
     audit = request("GET", f"{coop['stack'].api}/accounts/{coop['id']}/link-audit", headers=coop["auth"]).json
@@ -411,3 +460,108 @@ def test_an_unregistered_email_gets_the_same_answer_and_no_code(coop):
     assert len(otp_codes(coop, "email")) == before  # and nothing sent
     r = submit(coop, page, "otp", action="verify_email", code="123456")
     assert code_of(r) == "otp_invalid"
+
+
+def _sessions(oa: dict[str, Any], users: list[str]) -> list[tuple[str, str]]:
+    """A 10-minute link-page session for each LINE user, written as ``start`` writes it."""
+    from tsunagu import wiring
+    from tsunagu.linking.domain import new_token
+
+    out = []
+    for u in users:
+        sid, csrf = new_token(), new_token()
+        wiring.link_store().put_session(oa["id"], sid, u, "linktoken-" + u[-8:], csrf, int(time.time()) + 600)
+        out.append((sid, csrf))
+    return out
+
+
+def _attempt(service: Any, oa: dict[str, Any], session: tuple[str, str], **fields: str) -> str:
+    from tsunagu.linking.domain import LinkRefused
+
+    sid, csrf = session
+    try:
+        result = service.submit(oa["id"], sid, csrf, {"csrf": csrf, "kind": "member", **MEMBER, **fields})
+    except LinkRefused as e:
+        return e.code
+    return "dialog" if result.location else "page"
+
+
+def test_distributed_guessing_is_slowed_and_alerted_but_the_member_still_links(coop, in_process):
+    """issue 16: 30 LINE users guess member M's birth date at once (threads, real conditional
+    writes on the local stack's moto server). Each gets its one answer; past 20 failures from 3+
+    LINE users one staff alert enters the link audit; M is now slowed - each guesser gets 1 try
+    per window instead of 5 - yet the real member, from a new LINE user, links at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tsunagu import wiring
+
+    service = wiring.linking_service()
+    users = [new_user() for _ in range(30)]
+    sessions = _sessions(coop, users)
+    barrier = threading.Barrier(len(users))
+
+    def guess(i: int) -> str:
+        barrier.wait()
+        return _attempt(service, coop, sessions[i], birth_date=f"1960{i % 12 + 1:02d}15")
+
+    with ThreadPoolExecutor(len(users)) as pool:
+        first = list(pool.map(guess, range(len(users))))
+    assert first == ["birth_date_mismatch"] * 30, first
+    audit = request("GET", f"{coop['stack'].api}/accounts/{coop['id']}/link-audit", headers=coop["auth"]).json
+    alerts = [e for e in audit["entries"] if e["action"] == "guessing_alert"]
+    assert len(alerts) == 1, alerts
+    assert alerts[0]["member_number"] == "1234567" and alerts[0]["actor"] == "system"
+    assert "LINE users" in alerts[0]["reason"]
+    again = [_attempt(service, coop, sessions[i], birth_date="19600316") for i in range(5)]
+    assert again == ["locked_out"] * 5  # slowed: one try per window per LINE user while guessed
+    (member,) = _sessions(coop, [new_user()])
+    assert _attempt(service, coop, member) == "dialog"
+
+
+def test_racing_attempts_of_one_line_user_in_process_never_exceed_the_limit(coop, in_process):
+    """20 threads of one LINE user against one member at once: the sliding-window log is
+    rewritten only under its version, so exactly 5 wrong answers count and the rest are refused."""
+    from tsunagu import wiring
+
+    service = wiring.linking_service()
+    (session,) = _sessions(coop, [new_user()])
+    barrier = threading.Barrier(20)
+    codes: list[str] = []
+
+    def go(i: int) -> None:
+        barrier.wait()
+        codes.append(_attempt(service, coop, session, birth_date=f"1950{i % 12 + 1:02d}01"))
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes.count("birth_date_mismatch") == 5 and codes.count("locked_out") == 15, codes
+    assert _attempt(service, coop, session) == "locked_out"  # its own right answer too, for a while
+
+
+def test_a_burst_across_a_window_boundary_gets_no_more_than_the_limit(coop, in_process):
+    """issue 16: a fixed window lets 2x the limit through around its edge; the sliding window
+    does not. 3 per 2 s: 3 failures just before a 2-second boundary, 3 more just after it - all
+    refused - and the LINE user may try again only once the first ones leave the window."""
+    import dataclasses
+
+    from tsunagu import wiring
+    from tsunagu.linking.service import LinkLimits
+
+    service = dataclasses.replace(
+        wiring.linking_service(), limits=LinkLimits(per_user=3, per_member=100, window_seconds=2)
+    )
+    (session,) = _sessions(coop, [new_user()])
+    while not 1.3 <= time.time() % 2 < 1.5:
+        time.sleep(0.01)
+    first_at = time.time()
+    before = [_attempt(service, coop, session, member_number=f"77{i:05d}") for i in range(3)]
+    while time.time() % 2 >= 1.0:  # past the boundary of a fixed 2-second window
+        time.sleep(0.01)
+    after = [_attempt(service, coop, session, member_number=f"78{i:05d}") for i in range(3)]
+    assert time.time() - first_at < 2, "the test machine was too slow to burst within one window"
+    assert before == ["phone_mismatch"] * 3 and after == ["locked_out"] * 3, (before, after)
+    time.sleep(max(0.0, first_at + 2.3 - time.time()))
+    assert _attempt(service, coop, session, member_number="7900000") == "phone_mismatch"

@@ -196,3 +196,21 @@ def test_the_line_client_reads_the_sandboxs_429_and_retry_after(sandbox):
         None,
         None,
     ]
+
+
+def test_the_sandbox_serves_a_jwks_at_lines_path_and_issues_es256_tokens_it_verifies(sandbox):
+    """issue 16: GET /oauth2/v2.1/certs (no bearer token, as LINE), Cache-Control max-age; LIFF
+    ID tokens only for a known LINE Login channel; a rotation publishes the new key."""
+    from tsunagu.coupons.es256 import verify_es256
+
+    sb, base, _ = sandbox
+    lc = sb.new_login_channel("U" + "b" * 32)
+    status, headers, jwks = call(base, "GET", "/oauth2/v2.1/certs", None)
+    assert status == 200 and headers["cache-control"] == "max-age=3600"
+    assert [k["kty"] for k in jwks["keys"]] == ["EC"] and "d" not in jwks["keys"][0]  # public only
+    status, _, doc = call(base, "POST", "/_sandbox/liff/id-token", None, {"channelId": lc.channel_id})
+    assert status == 200 and verify_es256(doc["idToken"], jwks["keys"][0])
+    assert call(base, "POST", "/_sandbox/liff/id-token", None, {"channelId": "0"})[0] == 404
+    _, _, rotated = call(base, "POST", "/_sandbox/liff/rotate", None, {"dropOld": True})
+    _, _, jwks2 = call(base, "GET", "/oauth2/v2.1/certs", None)
+    assert [k["kid"] for k in jwks2["keys"]] == [rotated["kid"]]

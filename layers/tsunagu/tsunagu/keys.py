@@ -142,6 +142,23 @@ def link_attempts(account_id: str, subject: str, window: int) -> dict[str, str]:
     return {"PK": f"ACCOUNT#{account_id}", "SK": f"ATTEMPTS#{subject}#{window}"}
 
 
+def link_limiter(account_id: str, subject: str) -> dict[str, str]:
+    """The sliding-window log of one link-attempt subject (a LINE user, or a member number and
+    a LINE user): the timestamps of its counted attempts in the window (conditional writes)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"LIMIT#{subject}"}
+
+
+def link_generation(account_id: str, target: str) -> dict[str, str]:
+    """How many times a link target was linked or released: a nonce carries the generation it
+    was issued in and links only while it is unchanged (a link or a release kills the rest)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"LINKGEN#{target}"}
+
+
+def guess_alert(account_id: str, member_number: str, bucket: int) -> dict[str, str]:
+    """The one distributed-guessing alert of a member per hour bucket (a conditional put)."""
+    return {"PK": f"ACCOUNT#{account_id}", "SK": f"GUESSALERT#{member_number}#{bucket}"}
+
+
 def audit(account_id: str, at_ms: int, entry_id: str) -> dict[str, str]:
     """The link / unlink audit trail, in time order."""
     return {"PK": f"ACCOUNT#{account_id}#AUDIT", "SK": f"{at_ms:013d}#{entry_id}"}

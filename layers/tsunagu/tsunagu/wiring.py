@@ -373,10 +373,13 @@ def coupon_grants() -> CouponGrants:
 
 @lru_cache(maxsize=1)
 def coupon_page() -> CouponPage:
+    from tsunagu.coupons.jwks import LineJwks
     from tsunagu.coupons.service import CouponPage
 
     s = get_settings()
-    return CouponPage(coupon_grants(), login_channels(), coupon_code_keys(), line_coupons(), s.line_access_base_url)
+    page = CouponPage(coupon_grants(), login_channels(), coupon_code_keys(), line_coupons(), s.line_access_base_url)
+    page.jwks = LineJwks(line_coupons().login_certs).key  # LIFF's ES256 ID tokens (issue 16)
+    return page
 
 
 @lru_cache(maxsize=1)

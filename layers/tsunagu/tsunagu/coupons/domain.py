@@ -12,7 +12,7 @@ import binascii
 import hmac
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -663,14 +663,18 @@ def verify_id_token(
     nonce: str | None = None,
     *,
     leeway_seconds: int = 0,
+    jwks: Callable[[str], dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
-    """The claims of a LINE Login v2.1 ID token from web login, or :class:`IdTokenError`.
+    """The claims of a LINE Login v2.1 ID token, or :class:`IdTokenError`.
 
     Web login tokens are JWTs signed HS256 with the channel secret; LIFF and the native SDKs
-    get ES256 tokens (public keys at https://api.line.me/oauth2/v2.1/certs), which this function
-    refuses. Checks, in order: three base64url parts with a JSON header; ``alg`` exactly
-    ``HS256`` (``none`` and every other algorithm are ``token_signature``) and no ``crit``;
-    the HMAC compared in constant time (``token_signature``); a JSON payload with a string
+    get ES256 tokens signed with LINE's keys (JWKS at https://api.line.me/oauth2/v2.1/certs),
+    accepted when ``jwks`` (kid -> JWK) is given. The algorithm decides the key, never the
+    other way round: HS256 is checked only with the channel secret (an HS256 token MACed with
+    LINE's public key fails), ES256 only with a P-256 key from ``jwks`` named by ``kid``.
+    Checks, in order: three base64url parts with a JSON header; ``alg`` exactly ``HS256`` or
+    (with ``jwks``) ``ES256`` (``none`` and every other algorithm are ``token_signature``) and
+    no ``crit``; the signature (``token_signature``); a JSON payload with a string
     ``sub`` (``token_malformed``); ``iss`` (``token_issuer``); ``aud`` equals the channel ID
     (``token_audience``); ``now < exp + leeway_seconds`` (``token_expired``; no leeway unless
     asked); and, when given, ``nonce`` (``token_nonce``)."""
@@ -682,14 +686,25 @@ def verify_id_token(
         raise IdTokenError("ID token must have three parts", code=TOKEN_MALFORMED)
     header_b64, payload_b64, sig_b64 = parts
     header = _json_object(_unb64url(header_b64), "header")
-    if header.get("alg") != "HS256":
-        raise IdTokenError("ID token algorithm must be HS256", code=TOKEN_SIGNATURE)
+    alg = header.get("alg")
+    if alg != "HS256" and not (alg == "ES256" and jwks is not None):
+        raise IdTokenError("ID token algorithm must be HS256 or ES256", code=TOKEN_SIGNATURE)
     if "crit" in header:
         raise IdTokenError("ID token has critical header extensions", code=TOKEN_MALFORMED)
     signature = _unb64url(sig_b64)
-    expected = hmac.digest(_secret_bytes(channel_secret), f"{header_b64}.{payload_b64}".encode("ascii"), "sha256")
-    if not hmac.compare_digest(expected, signature):
-        raise IdTokenError("ID token signature does not match", code=TOKEN_SIGNATURE)
+    if alg == "ES256" and jwks is not None:
+        kid = header.get("kid")
+        jwk = jwks(kid) if isinstance(kid, str) and 0 < len(kid) <= 200 else None
+        if jwk is None:
+            raise IdTokenError("ID token is signed with a key LINE does not publish", code=TOKEN_SIGNATURE)
+        from tsunagu.coupons.es256 import verify_es256  # lazy: cryptography only when needed
+
+        if not verify_es256(token, jwk):
+            raise IdTokenError("ID token signature does not match", code=TOKEN_SIGNATURE)
+    else:
+        expected = hmac.digest(_secret_bytes(channel_secret), f"{header_b64}.{payload_b64}".encode("ascii"), "sha256")
+        if not hmac.compare_digest(expected, signature):
+            raise IdTokenError("ID token signature does not match", code=TOKEN_SIGNATURE)
     claims = _json_object(_unb64url(payload_b64), "payload")
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise IdTokenError("ID token has no subject", code=TOKEN_MALFORMED)

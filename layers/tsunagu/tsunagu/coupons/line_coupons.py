@@ -54,3 +54,19 @@ class LineCouponApi(LineClient):
         if not isinstance(token, str):
             raise LineApiError(200, "no id_token in LINE Login's answer (was scope=openid asked for?)")
         return token
+
+    def login_certs(self) -> tuple[dict[str, Any], str | None]:
+        """``GET /oauth2/v2.1/certs``: LINE Login's public keys (JWKS) for ES256 ID tokens (LIFF),
+        with the ``Cache-Control`` header that says how long they may be kept."""
+        req = urllib.request.Request(self.base_url + "/oauth2/v2.1/certs", method="GET")  # noqa: S310 - scheme checked in __init__
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:  # noqa: S310 - scheme checked in __init__
+                doc = json.loads(r.read() or b"{}")
+                cache_control = r.headers.get("Cache-Control")
+        except urllib.error.HTTPError as e:
+            raise LineApiError(e.code, "JWKS request refused") from None
+        except (urllib.error.URLError, TimeoutError, ValueError) as e:
+            raise LineApiError(0, str(e)) from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
+            raise LineApiError(200, "LINE's JWKS has no keys")
+        return doc, cache_control

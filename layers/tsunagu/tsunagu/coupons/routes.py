@@ -375,7 +375,10 @@ LEAN_OPENAPI: dict[str, Any] = {
     },
     "/coupon/{accountId}/code": {
         "get": {
-            "summary": "The current redemption code (the page polls it; session cookie from LINE Login)",
+            "summary": (
+                "The current redemption code (the page polls it; session cookie from LINE Login, or "
+                "Authorization: Bearer with a LIFF app's ES256 ID token)"
+            ),
             "operationId": "coupon_code",
             "parameters": [_ACCOUNT, {"name": "c", "in": "query", "required": True, "schema": {"type": "string"}}],
             "responses": {

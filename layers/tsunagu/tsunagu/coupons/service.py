@@ -22,6 +22,7 @@ import json
 import random
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -289,6 +290,7 @@ class CouponPage:
     line: LoginTokens
     access_base_url: str
     step_seconds: int = c.DEFAULT_STEP_SECONDS
+    jwks: Callable[[str], dict[str, Any] | None] | None = None  # LINE's keys for LIFF (ES256) tokens
 
     def _login(self, account_id: str) -> tuple[str, str]:
         login = self.login_channels.login(account_id)
@@ -316,13 +318,14 @@ class CouponPage:
         login channel, expiry, nonce). Returns the token and its expiry (Unix seconds)."""
         channel_id, secret = self._login(account_id)
         token = self.line.login_token(code, redirect_uri, channel_id, secret)
-        claims = c.verify_id_token(token, channel_id, secret, now, nonce)
+        claims = c.verify_id_token(token, channel_id, secret, now, nonce, jwks=self.jwks)
         return token, int(claims["exp"])
 
     def member(self, account_id: str, id_token: str, now: datetime) -> str:
-        """The LINE user an ID token proves (c.IdTokenError, 401, otherwise)."""
+        """The LINE user an ID token proves: HS256 from web login, or ES256 from a LIFF app
+        (``liff.getIDToken()``, verified against LINE's JWKS); c.IdTokenError, 401, otherwise."""
         channel_id, secret = self._login(account_id)
-        return str(c.verify_id_token(id_token, channel_id, secret, now)["sub"])
+        return str(c.verify_id_token(id_token, channel_id, secret, now, jwks=self.jwks)["sub"])
 
     def show(self, account_id: str, coupon_id: str, user_id: str, now: datetime) -> dict[str, Any]:
         """What the page shows: the coupon, and either the current code or why it can't be used."""

@@ -71,7 +71,7 @@ class CouponPageHttp:
             if not COUPON_RE.fullmatch(coupon_id):
                 raise NotFound("クーポンが見つかりません。", code="coupon_not_found")
             try:
-                user = self.page.member(account_id, req.cookies.get(SESSION, ""), now)
+                user = self.page.member(account_id, _id_token(req), now)
             except IdTokenError as e:
                 if polling:
                     return json_response(401, error_body(e.code, "ログインの有効期限が切れました。"))
@@ -109,3 +109,12 @@ class CouponPageHttp:
         age = max(1, min(SESSION_MAX_SECONDS, exp - int(now.timestamp())))
         out = [self._cookie(account_id, SESSION, token, age), self._cookie(account_id, LOGIN, "", 0)]
         return _html(303, "", location=f"/coupon/{account_id}?c={coupon_id}", cookies=out)
+
+
+def _id_token(req: Request) -> str:
+    """The member's ID token: ``Authorization: Bearer`` from a LIFF app (``liff.getIDToken()``,
+    ES256) or the session cookie set after LINE Login (HS256)."""
+    scheme, _, value = req.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return req.cookies.get(SESSION, "")

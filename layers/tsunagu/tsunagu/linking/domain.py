@@ -61,6 +61,9 @@ MESSAGES = {
     "contractor_link_required": "利用者連携の前に、この契約の契約者連携を完了してください。",
     "usage_code_already_held": "このLINEアカウントはすでに別の利用コードと連携しています(1アカウント1回線まで)。",
     "locked_out": "入力の誤りが続いたため、しばらくの間お手続きできません。時間をおいて再度お試しください。",
+    "nonce_stale": (
+        "連携手続きの途中で、この番号の連携状況が変わりました。お手数ですが、もう一度LINEのメニューから連携を始めてください。"
+    ),
     "csrf": "画面の有効期限が切れたか、不正な操作です。LINEのメニューからやり直してください。",
     "policy_not_allowed": "この連携方法はご利用いただけません。",
     "email_format": "メールアドレスの形式が正しくありません。",
@@ -232,3 +235,25 @@ def new_nonce() -> str:
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+# -- attempt limits (issue 16; see docs/architecture.md "Linking abuse limits") ---------------
+
+
+def sliding_admit(hits: list[str], now_ms: int, window_ms: int, limit: int, token: str) -> list[str] | None:
+    """A sliding-window log: ``hits`` are ``"<ms>:<token>"`` of the attempts counted so far.
+    Returns the log with this attempt added (entries older than the window dropped), or None
+    when ``limit`` attempts already fall in the last ``window_ms`` - at any instant, never
+    more than ``limit`` in any window (a fixed window allows twice the limit across its edge)."""
+    kept = [h for h in hits if int(h.split(":", 1)[0]) > now_ms - window_ms]
+    if len(kept) >= limit:
+        return None
+    return [*kept, f"{now_ms}:{token}"]
+
+
+def sliding_estimate(previous: int, current: int, now: int, window_seconds: int) -> float:
+    """A sliding count from two fixed buckets (the previous one weighted by how much of it
+    still lies in the window): atomic ADDs only, never a conflict - used where many LINE users
+    write one counter at once and an estimate is enough (detecting distributed guessing)."""
+    elapsed = (now % window_seconds) / window_seconds
+    return previous * (1 - elapsed) + current

@@ -34,6 +34,7 @@ from tsunagu.linking.domain import (
     password_matches,
     refuse,
 )
+from tsunagu.observability import logger, metrics
 
 if TYPE_CHECKING:
     from tsunagu.accounts.ports import AccountStore, ChannelSecrets
@@ -56,11 +57,26 @@ CONFIRMATION = (
 
 @dataclass
 class LinkLimits:
-    """Failed attempts allowed per window before a lockout (settings)."""
+    """Attempt limits of the link page (settings; docs/architecture.md "Linking abuse limits").
+    Sliding windows: at no instant more than the limit in the last ``window_seconds``.
+
+    - ``per_user``: failed attempts of one LINE user, whatever member number it types; past it
+      that LINE user (only) is refused ``locked_out``.
+    - ``per_member``: failed attempts of one LINE user against one member number. Per pair, so
+      another LINE user's failures never stop the real member (R-LINK-1, R-LINK-3).
+    - ``guess_slow_after`` / ``guess_alert_after`` in ``guess_window_seconds``: failures against
+      one member from all LINE users. Past the first, each LINE user gets ``slow_per_member``
+      attempt(s) per window against it instead of ``per_member``; past the second, from at least
+      ``guess_alert_users`` LINE users, a staff alert enters the link audit (once an hour)."""
 
     per_member: int = 5
     per_user: int = 10
     window_seconds: int = 900
+    slow_per_member: int = 1
+    guess_slow_after: int = 10
+    guess_alert_after: int = 20
+    guess_alert_users: int = 3
+    guess_window_seconds: int = 3600
 
 
 @dataclass
@@ -157,19 +173,19 @@ class LinkingService:
         if kind not in offered_kinds(profile.link_policy if profile else ()):
             raise refuse("policy_not_allowed")
         user_id = s["user_id"]
-        window = int(time.time()) // self.limits.window_seconds
-        # Each attempt takes a slot atomically before anything is verified, so parallel attempts
-        # cannot all pass a read-then-record check; an attempt that does not count gives it back.
-        user_subject = f"USER#{user_id}"
-        if not self._claim(account_id, user_subject, self.limits.per_user, window):
+        # Each attempt takes a slot of the LINE user's sliding window atomically before anything
+        # is verified, so parallel attempts cannot all pass a read-then-record check; an attempt
+        # that does not count (right factors, a format error) gives it back.
+        user_subject, token = f"USER#{user_id}", new_token()
+        if not self._claim(account_id, user_subject, self.limits.per_user, token):
             raise refuse("locked_out")
         counted = False
         try:
             key = self.factor_keys.key(account_id)
             if kind == "otp":
-                return self._otp_step(account_id, s, form, key, window)
+                return self._otp_step(account_id, s, form, key)
             try:
-                member_number, line_id = self._identify(account_id, key, kind, form, window)
+                member_number, line_id = self._identify(account_id, key, kind, form, user_id)
             except LinkRefused as e:
                 counted = e.code != "locked_out" and not e.code.endswith("_format")
                 raise
@@ -179,32 +195,45 @@ class LinkingService:
             raise
         finally:
             if not counted:
-                self._unclaim(account_id, user_subject, window)
+                self.links.release_attempt(account_id, user_subject, token)
 
-    def _claim(self, account_id: str, subject: str, limit: int, window: int) -> bool:
-        """One attempt of ``subject`` in this window (an atomic ADD): False past ``limit``."""
-        expires = (window + 2) * self.limits.window_seconds
-        return int(self.links.add_failure(account_id, subject, window, expires)) <= limit
+    def _claim(self, account_id: str, subject: str, limit: int, token: str) -> bool:
+        return self.links.claim_attempt(account_id, subject, token, self.limits.window_seconds, limit)
 
-    def _unclaim(self, account_id: str, subject: str, window: int) -> None:
-        expires = (window + 2) * self.limits.window_seconds
-        self.links.add_failure(account_id, subject, window, expires, delta=-1)
+    def _member_limit(self, account_id: str, member_number: str) -> int:
+        """Attempts a LINE user may make against this member per window: fewer while many LINE
+        users are failing against it (distributed guessing is slowed, the member not locked)."""
+        guessed = self.links.guesses(account_id, member_number, self.limits.guess_window_seconds)
+        return self.limits.slow_per_member if guessed >= self.limits.guess_slow_after else self.limits.per_member
 
-    def _verify_member(self, account_id: str, member_number: str, window: int, check: Any) -> None:
-        """Run ``check()`` (raises LinkRefused on a wrong factor) inside a member attempt slot:
-        a wrong factor keeps the slot (it counts), anything else gives it back."""
-        subject = f"MEMBER#{member_number}"
-        if not self._claim(account_id, subject, self.limits.per_member, window):
-            self._unclaim(account_id, subject, window)  # a refused attempt is not one more try
+    def _verify_member(self, account_id: str, member_number: str, user_id: str, check: Any) -> None:
+        """Run ``check()`` (raises LinkRefused on a wrong factor) inside a slot of this LINE
+        user's attempts against this member: a wrong factor keeps the slot (it counts) and is
+        counted against the member for detection; anything else gives it back. The slot is
+        taken for a member number whether or not it exists, so the limits do not tell."""
+        subject, token = f"PAIR#{member_number}#{user_id}", new_token()
+        if not self._claim(account_id, subject, self._member_limit(account_id, member_number), token):
             raise refuse("locked_out")
         try:
             check()
-        except LinkRefused:
+        except LinkRefused as e:
+            self._note_guess(account_id, member_number, user_id, exists=e.details is not None)
             raise
         except BaseException:
-            self._unclaim(account_id, subject, window)
+            self.links.release_attempt(account_id, subject, token)
             raise
-        self._unclaim(account_id, subject, window)
+        self.links.release_attempt(account_id, subject, token)
+
+    def _note_guess(self, account_id: str, member_number: str, user_id: str, exists: bool) -> None:
+        """A failed attempt against a member, from any LINE user; many of them from several LINE
+        users raise a staff alert in the link audit (never a lockout of the member)."""
+        lim = self.limits
+        failures, users = self.links.note_guess(account_id, member_number, user_id, lim.guess_window_seconds)
+        if exists and failures >= lim.guess_alert_after and users >= lim.guess_alert_users:
+            reason = f"distributed guessing: about {int(failures)} failed attempts from {users} LINE users in 1 h"
+            if self.links.raise_guess_alert(account_id, member_number, lim.guess_window_seconds, reason):
+                logger.warning("link guessing alert", extra={"account_id": account_id, "users": users})
+                metrics.add_metric(name="LinkGuessingAlert", unit="Count", value=1)
 
     def _to_dialog(self, account_id: str, s: dict[str, Any], kind: str, member_number: str, line_id: str | None) -> str:
         """The last checks, then a nonce bound to the member target and the LINE user."""
@@ -231,9 +260,7 @@ class LinkingService:
             f"?linkToken={quote(s['link_token'], safe='')}&nonce={quote(nonce, safe='')}"
         )
 
-    def _otp_step(
-        self, account_id: str, s: dict[str, Any], form: dict[str, str], key: bytes, window: int
-    ) -> SubmitResult:
+    def _otp_step(self, account_id: str, s: dict[str, Any], form: dict[str, str], key: bytes) -> SubmitResult:
         """R-LINK-14: a 6-digit code to the e-mail address proves the address (and finds the
         member); a 5-digit code to the registered phone (voice call / SMS, delivered by the
         business's own system) proves the person. Codes: keyed hashes, 5 minutes, 5 tries, once."""
@@ -255,8 +282,9 @@ class LinkingService:
             self.otps.set_stage(account_id, sid, "email_sent", None)
             return SubmitResult(notice="ご登録のメールアドレスに6ケタの確認コードを送りました(5分間有効)。")
         if action == "verify_email" and stage == "email_sent":
-            mn = self._code(account_id, sid, "email", form, key, user_id, window)
-            if self.links.failures(account_id, f"MEMBER#{mn}", window) >= self.limits.per_member:
+            mn = self._code(account_id, sid, "email", form, key, user_id)
+            pair = f"PAIR#{mn}#{user_id}"
+            if self.links.attempts(account_id, pair, self.limits.window_seconds) >= self._member_limit(account_id, mn):
                 raise refuse("locked_out")
             code = new_otp(5)
             self.otps.put(account_id, sid, "phone", factor_hash(key, "otp", code), mn, now + OTP_SECONDS)
@@ -265,25 +293,23 @@ class LinkingService:
             self.otps.set_stage(account_id, sid, "phone_sent", mn)
             return SubmitResult(notice="ご登録の電話番号に5ケタの確認コードをお知らせしました(5分間有効)。")
         if action == "verify_phone" and stage == "phone_sent":
-            mn = self._code(account_id, sid, "phone", form, key, user_id, window)
+            mn = self._code(account_id, sid, "phone", form, key, user_id)
             return SubmitResult(self._to_dialog(account_id, s, "otp", mn, None))
         raise refuse("csrf")  # a step out of order
 
-    def _code(
-        self, account_id: str, sid: str, channel: str, form: dict[str, str], key: bytes, user_id: str, window: int
-    ) -> str:
-        """Check the one-time code the member typed; a miss counts towards the lockout."""
+    def _code(self, account_id: str, sid: str, channel: str, form: dict[str, str], key: bytes, user_id: str) -> str:
+        """Check the one-time code the member typed; a miss counts towards the limits."""
         typed = factor_hash(key, "otp", normalize_otp(form.get("code", "")))
         ok, mn = self.otps.take(account_id, sid, channel, typed, OTP_MAX_TRIES)
         if not ok or mn is None:
-            if mn:  # the user's attempt is counted by submit's slot; the member's here
-                expires = (window + 2) * self.limits.window_seconds
-                self.links.add_failure(account_id, f"MEMBER#{mn}", window, expires)
+            if mn:  # the user's attempt is counted by submit's slot; this user against the member here
+                self._claim(account_id, f"PAIR#{mn}#{user_id}", self.limits.per_member, new_token())
+                self._note_guess(account_id, str(mn), user_id, exists=True)
             raise refuse("otp_invalid")
         return str(mn)
 
     def _identify(
-        self, account_id: str, key: bytes, kind: str, form: dict[str, str], window: int
+        self, account_id: str, key: bytes, kind: str, form: dict[str, str], user_id: str
     ) -> tuple[str, str | None]:
         if kind == "member":
             mn = parse_member_number(form.get("member_number", ""))
@@ -292,16 +318,20 @@ class LinkingService:
 
             def check_member() -> None:
                 rec = self.members.get(account_id, mn)
-                if rec is None:
-                    raise _with(refuse("member_not_found"), mn)
-                if not factor_matches(key, "phone", phone, rec.phone_hash):
-                    raise _with(refuse("phone_mismatch"), mn)
+                # R-LINK-1 without an oracle: a member number that does not exist is answered as
+                # a wrong phone number (same code, message, status, limits and hashing work), so
+                # the page never tells which numbers exist. The distinct birth-date answers come
+                # only after the phone matched: only who already knows number and phone sees them.
+                phone_ok = factor_matches(key, "phone", phone, rec.phone_hash if rec else _NO_HASH)
+                birth_ok = factor_matches(key, "birth", birth, rec.birth_hash if rec else _NO_HASH)
+                if rec is None or not phone_ok:
+                    raise _with(refuse("phone_mismatch"), mn if rec else None)
                 if rec.birth_hash is None:
                     raise _with(refuse("birth_date_not_registered"), mn)
-                if not factor_matches(key, "birth", birth, rec.birth_hash):
+                if not birth_ok:
                     raise _with(refuse("birth_date_mismatch"), mn)
 
-            self._verify_member(account_id, mn, window, check_member)
+            self._verify_member(account_id, mn, user_id, check_member)
             return mn, None
         if kind == "contractor":
             login_id, password = normalize_login_id(form.get("login_id", "")), form.get("password", "")
@@ -315,7 +345,7 @@ class LinkingService:
                     raise _with(refuse("login_failed"), found[0] if found else None)
 
             if found:
-                self._verify_member(account_id, found[0], window, check_password)
+                self._verify_member(account_id, found[0], user_id, check_password)
             else:
                 check_password()  # same work and answer for an unknown login ID (no enumeration)
             assert rec is not None
@@ -379,7 +409,8 @@ class LinkingService:
         ]
 
 
-_MEMBER_FACING = {"member_already_linked", "usage_code_already_held", "contractor_link_required"}
+_MEMBER_FACING = {"member_already_linked", "usage_code_already_held", "contractor_link_required", "nonce_stale"}
+_NO_HASH = "0" * 64  # compared against when there is no member: the same HMAC work either way
 
 
 def _with(e: LinkRefused, member_number: str | None) -> LinkRefused:

@@ -4,6 +4,7 @@ used once) is a condition inside one TransactWriteItems, never a read-then-write
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ from botocore.exceptions import ClientError
 from tsunagu import keys
 from tsunagu.errors import UpstreamError
 from tsunagu.infrastructure.dynamodb import Repository, condition_failed, from_item, to_item
+from tsunagu.linking.domain import sliding_admit, sliding_estimate
 from tsunagu.linking.register import ContractLine, MemberRecord
 
 
@@ -180,6 +182,8 @@ def _record(d: dict[str, Any]) -> MemberRecord:
     )
 
 
+_LIMITER_TRIES = 10  # optimistic rewrites of one sliding-window log before failing closed
+
 # Position of each item in the link transaction, to name the condition that failed.
 _LINK_FAILURES = {
     0: "nonce_invalid",
@@ -217,6 +221,9 @@ class DynamoLinkStore(Repository):
     def put_nonce(
         self, account_id: str, nonce: str, user_id: str, target: str, member_number: str, expires_at: int
     ) -> None:
+        # The target's generation now: a link or a release of the target moves it on, and the
+        # nonce links only while it is unchanged (a lost race or a later release kills it).
+        gen = int((self._get_consistent(keys.link_generation(account_id, target)) or {}).get("gen", 0))
         self._put_new(
             {
                 **keys.link_nonce(account_id, nonce),
@@ -225,6 +232,7 @@ class DynamoLinkStore(Repository):
                 "target": target,
                 "member_number": member_number,
                 "expires_at": expires_at,
+                "gen": gen,
             }
         )
 
@@ -240,6 +248,10 @@ class DynamoLinkStore(Repository):
         now = _now()
         t = self.table
         is_user_link = target.startswith("LINE#")
+        issued = self._get_consistent(keys.link_nonce(account_id, nonce))
+        if issued is None:
+            return "nonce_invalid"
+        gen = int(issued.get("gen", 0))
         items: list[dict[str, Any]] = [
             {
                 "Delete": {
@@ -301,6 +313,8 @@ class DynamoLinkStore(Repository):
                     }
                 }
             )
+        failures = {**_LINK_FAILURES, len(items): "nonce_stale"}
+        items.append(_next_generation(t, account_id, target, gen))
         items.append(
             {
                 "Put": {
@@ -317,7 +331,7 @@ class DynamoLinkStore(Repository):
             reasons = e.response.get("CancellationReasons") or []
             for i, reason in enumerate(reasons):
                 if reason.get("Code") == "ConditionalCheckFailed":
-                    return _LINK_FAILURES.get(i, "conflict")
+                    return failures.get(i, "conflict")
             # TransactionConflict: another transaction held an item; nothing was written and the
             # nonce is still there, so the record is retried (SQS) and decided then.
             raise UpstreamError("link transaction conflicted; retry", code="transaction_conflict") from None
@@ -366,6 +380,7 @@ class DynamoLinkStore(Repository):
         ]
         if target.startswith("LINE#"):
             items.append({"Delete": {"TableName": t, "Key": to_item(keys.user_line_slot(account_id, user_id))}})
+        items.append(_next_generation(t, account_id, target, None))  # every open nonce of the target dies
         try:
             self.db.transact_write_items(TransactItems=items)
         except ClientError as e:
@@ -403,23 +418,127 @@ class DynamoLinkStore(Repository):
         return users, (from_item(r["LastEvaluatedKey"]) if "LastEvaluatedKey" in r else None)
 
     # -- attempts and audit -------------------------------------------------------------
-    def failures(self, account_id: str, subject: str, window: int) -> int:
-        r = self.db.get_item(
-            TableName=self.table, Key=to_item(keys.link_attempts(account_id, subject, window)), ConsistentRead=True
-        )
-        return int(from_item(r["Item"]).get("count", 0)) if "Item" in r else 0
+    def claim_attempt(self, account_id: str, subject: str, token: str, window_s: int, limit: int) -> bool:
+        """Take one slot of ``subject``'s sliding window (``limit`` per ``window_s``) for the
+        attempt ``token``; False when the window is full. Optimistic concurrency: the log is
+        rewritten only if its version is the one read, so parallel attempts cannot overfill it.
+        Fails closed (False) if the item stays contended - only the subject's own requests
+        write it."""
+        key = keys.link_limiter(account_id, subject)
+        for _ in range(_LIMITER_TRIES):
+            now_ms = int(time.time() * 1000)
+            item = self._get_consistent(key)
+            hits = list(item.get("hits", [])) if item else []
+            admitted = sliding_admit(hits, now_ms, window_s * 1000, limit, token)
+            if admitted is None:
+                return False
+            if self._write_log(key, item, admitted, now_ms // 1000 + window_s):
+                return True
+            time.sleep(secrets.randbelow(10) / 1000)  # jitter: the racing writers do not collide again
+        return False
 
-    def add_failure(self, account_id: str, subject: str, window: int, expires_at: int, delta: int = 1) -> int:
-        """Count (``delta`` 1) or give back (-1) an attempt in the window, atomically; the new count."""
+    def release_attempt(self, account_id: str, subject: str, token: str) -> None:
+        """Give back the slot of an attempt that did not count (right factors, a format error)."""
+        key = keys.link_limiter(account_id, subject)
+        for _ in range(_LIMITER_TRIES):
+            item = self._get_consistent(key)
+            hits = list(item.get("hits", [])) if item else []
+            kept = [h for h in hits if h.split(":", 1)[1] != token]
+            if item is None or len(kept) == len(hits):
+                return
+            if self._write_log(key, item, kept, int(item.get("expires_at", 0))):
+                return
+            time.sleep(secrets.randbelow(10) / 1000)
+
+    def attempts(self, account_id: str, subject: str, window_s: int) -> int:
+        """How many attempts of ``subject`` fall in the sliding window now."""
+        item = self._get_consistent(keys.link_limiter(account_id, subject))
+        cutoff = int(time.time() * 1000) - window_s * 1000
+        return sum(1 for h in (item or {}).get("hits", []) if int(h.split(":", 1)[0]) > cutoff)
+
+    def _get_consistent(self, key: dict[str, str]) -> dict[str, Any] | None:
+        r = self.db.get_item(TableName=self.table, Key=to_item(key), ConsistentRead=True)
+        return from_item(r["Item"]) if "Item" in r else None
+
+    def _write_log(self, key: dict[str, str], item: dict[str, Any] | None, hits: list[str], expires_at: int) -> bool:
+        version = int(item.get("version", 0)) if item else 0
+        try:
+            self.db.put_item(
+                TableName=self.table,
+                Item=to_item(
+                    {**key, "entity": "link_limiter", "hits": hits, "version": version + 1, "expires_at": expires_at}
+                ),
+                ConditionExpression="attribute_not_exists(PK)" if item is None else "version = :v",
+                **({"ExpressionAttributeValues": to_item({":v": version})} if item is not None else {}),
+            )
+        except ClientError as e:
+            if condition_failed(e):
+                return False  # another attempt of the same subject wrote first: read again
+            raise
+        return True
+
+    def note_guess(self, account_id: str, member_number: str, user_id: str, window_s: int) -> tuple[float, int]:
+        """Count a failed attempt against a member from any LINE user (atomic ADD, no conflict
+        however many users guess at once). (failures in the sliding window, estimated from two
+        buckets; distinct LINE users in the current bucket)."""
+        now = _now()
+        bucket = now // window_s
         r = self.db.update_item(
             TableName=self.table,
-            Key=to_item(keys.link_attempts(account_id, subject, window)),
-            UpdateExpression="ADD #c :d SET expires_at = :exp, entity = :e",
-            ExpressionAttributeNames={"#c": "count"},
-            ExpressionAttributeValues=to_item({":d": delta, ":exp": expires_at, ":e": "link_attempts"}),
-            ReturnValues="UPDATED_NEW",
+            Key=to_item(keys.link_attempts(account_id, f"GUESS#{member_number}", bucket)),
+            UpdateExpression="ADD #c :one, #u :user SET expires_at = :exp, entity = :e",
+            ExpressionAttributeNames={"#c": "count", "#u": "users"},
+            ExpressionAttributeValues={
+                **to_item({":one": 1, ":exp": (bucket + 2) * window_s, ":e": "link_guesses"}),
+                ":user": {"SS": [user_id]},
+            },
+            ReturnValues="ALL_NEW",
         )
-        return int(from_item(r["Attributes"])["count"])
+        cur = from_item(r["Attributes"])
+        prev = self._get_consistent(keys.link_attempts(account_id, f"GUESS#{member_number}", bucket - 1)) or {}
+        users = len(set(cur.get("users", ())) | set(prev.get("users", ())))
+        return sliding_estimate(int(prev.get("count", 0)), int(cur["count"]), now, window_s), users
+
+    def guesses(self, account_id: str, member_number: str, window_s: int) -> float:
+        """The sliding estimate of failed attempts against a member (all LINE users)."""
+        now = _now()
+        bucket = now // window_s
+        cur, prev = (
+            self._get_consistent(keys.link_attempts(account_id, f"GUESS#{member_number}", b)) or {}
+            for b in (bucket, bucket - 1)
+        )
+        return sliding_estimate(int(prev.get("count", 0)), int(cur.get("count", 0)), now, window_s)
+
+    def raise_guess_alert(self, account_id: str, member_number: str, window_s: int, reason: str) -> bool:
+        """A staff alert in the link audit, at most once per member and hour bucket (the marker
+        and the audit entry in one transaction). True if this call raised it."""
+        bucket = _now() // window_s
+        marker = {
+            **keys.guess_alert(account_id, member_number, bucket),
+            "entity": "guess_alert",
+            "expires_at": (bucket + 2) * window_s,
+        }
+        entry = self._audit(
+            account_id, "guessing_alert", f"MEMBER#{member_number}", member_number, "", "system", reason
+        )
+        try:
+            self.db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(marker),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                    {"Put": {"TableName": self.table, "Item": to_item(entry)}},
+                ]
+            )
+        except ClientError as e:
+            if condition_failed(e):
+                return False  # already raised in this bucket
+            raise
+        return True
 
     def audit_trail(self, account_id: str, limit: int = 100) -> list[dict[str, Any]]:
         r = self.db.query(
@@ -447,6 +566,24 @@ class DynamoLinkStore(Repository):
             "reason": reason,
             "at_ms": now_ms,
         }
+
+
+def _next_generation(table: str, account_id: str, target: str, expected: int | None) -> dict[str, Any]:
+    """Move the target's generation on (a link, a release); with ``expected``, only from that
+    generation - the one the nonce was issued in."""
+    update: dict[str, Any] = {
+        "TableName": table,
+        "Key": to_item(keys.link_generation(account_id, target)),
+        "UpdateExpression": "ADD gen :one SET entity = :e",
+        "ExpressionAttributeValues": to_item({":one": 1, ":e": "link_generation"}),
+    }
+    if expected is not None:
+        if expected == 0:
+            update["ConditionExpression"] = "attribute_not_exists(gen)"
+        else:
+            update["ConditionExpression"] = "gen = :g"
+            update["ExpressionAttributeValues"] = to_item({":one": 1, ":e": "link_generation", ":g": expected})
+    return {"Update": update}
 
 
 def uuid4_hex() -> str:
